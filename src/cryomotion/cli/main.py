@@ -20,7 +20,10 @@ from cryomotion.errors import InputError
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("cryomotion.cli.demo", "simulate AdK, train the NMA autoencoder, report (a tour)"),
     "simulate": ("cryomotion.cli.simulate", "simulate a particle dataset with ground truth"),
-    "project": ("cryomotion.cli.project", "render an atomic model with each particle's pose and CTF"),
+    "project": (
+        "cryomotion.cli.project",
+        "render a model with each particle's pose and CTF",
+    ),
     "nma": ("cryomotion.cli.nma", "normal modes of an elastic network model"),
     "train": ("cryomotion.cli.train", "train a motion model on particles"),
     "export": ("cryomotion.cli.export", "write the per-particle atomic models of a run"),
@@ -44,7 +47,7 @@ def build_parser(verbs: dict[str, tuple[str, str]] | None = None) -> argparse.Ar
     )
     parser.add_argument("--version", action="version", version=f"cryomotion {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb, (module_name, summary) in verbs.items():
+    for verb, (_, summary) in verbs.items():
         sub.add_parser(verb, help=summary, add_help=False)
     return parser
 

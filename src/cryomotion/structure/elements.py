@@ -8,8 +8,34 @@ import gemmi
 # standard residue a name such as "CA" or "HG1" is carbon or hydrogen; only in a HETATM
 # residue whose name is the element itself ("CA", "ZN", "MG") is it the ion.
 _ION_ELEMENTS = {
-    "NA", "MG", "AL", "CL", "CA", "MN", "FE", "CO", "NI", "CU", "ZN", "SE", "BR", "CD",
-    "SR", "RB", "CS", "BA", "HG", "PT", "AU", "PB", "LI", "TB", "YB", "GD", "SM", "EU",
+    "NA",
+    "MG",
+    "AL",
+    "CL",
+    "CA",
+    "MN",
+    "FE",
+    "CO",
+    "NI",
+    "CU",
+    "ZN",
+    "SE",
+    "BR",
+    "CD",
+    "SR",
+    "RB",
+    "CS",
+    "BA",
+    "HG",
+    "PT",
+    "AU",
+    "PB",
+    "LI",
+    "TB",
+    "YB",
+    "GD",
+    "SM",
+    "EU",
 }
 
 

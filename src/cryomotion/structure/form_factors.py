@@ -31,7 +31,9 @@ def electron_form_factor(element: str) -> tuple[np.ndarray, np.ndarray]:
     return coefs[:5], coefs[5:]
 
 
-def scattering_table(elements: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+def scattering_table(
+    elements: Sequence[str],
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Group atoms by element for the renderer.
 
     Returns ``(types, a, b, type_index)``: the distinct element symbols (T), the

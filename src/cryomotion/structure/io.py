@@ -55,6 +55,14 @@ def read_model(
     or an atom whose element cannot be determined.
     """
     path = Path(path)
+    structure, infer_all = _read_structure(path)
+    return _extract_model(
+        structure, path, model_index, infer_all, keep_hydrogens, keep_waters, keep_ligands
+    )
+
+
+def _read_structure(path: Path) -> tuple[gemmi.Structure, bool]:
+    """The parsed file and whether elements must be inferred from atom names."""
     if not path.is_file():
         raise InputError(f"{path}: no such model file (expected a PDB or mmCIF file)")
     try:
@@ -63,12 +71,23 @@ def read_model(
         raise InputError(f"{path}: not a readable PDB/mmCIF file ({err})") from None
     if len(structure) == 0:
         raise InputError(f"{path}: contains no models (expected ATOM records)")
+    structure.setup_entities()
+    return structure, not _pdb_has_element_column(path)
+
+
+def _extract_model(
+    structure: gemmi.Structure,
+    path: Path,
+    model_index: int,
+    infer_all: bool,
+    keep_hydrogens: bool,
+    keep_waters: bool,
+    keep_ligands: bool,
+) -> AtomicModel:
     if not 0 <= model_index < len(structure):
         raise InputError(
             f"{path}: model index {model_index} out of range (file has {len(structure)} models)"
         )
-    structure.setup_entities()
-    infer_all = not _pdb_has_element_column(path)
     model = structure[model_index]
 
     rows: list[tuple] = []
@@ -99,9 +118,18 @@ def read_model(
                 n_polymer += polymer
                 rows.append(
                     (
-                        atom.pos.x, atom.pos.y, atom.pos.z, element, atom.name, residue.name,
-                        residue.seqid.num, residue.seqid.icode.strip(), chain.name,
-                        atom.b_iso, atom.occ, residue.het_flag == "H",
+                        atom.pos.x,
+                        atom.pos.y,
+                        atom.pos.z,
+                        element,
+                        atom.name,
+                        residue.name,
+                        residue.seqid.num,
+                        residue.seqid.icode.strip(),
+                        chain.name,
+                        atom.b_iso,
+                        atom.occ,
+                        residue.het_flag == "H",
                     )
                 )
     if n_polymer == 0:
@@ -134,24 +162,25 @@ def _best_altloc(residue: gemmi.Residue) -> str:
     return max(totals, key=lambda k: (totals[k], -ord(k))) if totals else ""
 
 
-def read_trajectory(path: str | os.PathLike, reference: AtomicModel | None = None) -> np.ndarray:
+def read_trajectory(
+    path: str | os.PathLike, reference: AtomicModel | None = None, **read_options
+) -> np.ndarray:
     """All models of a multi-model file as (models, atoms, 3) coordinates in Å.
 
-    Each model is read like ``read_model``; with ``reference`` given, every model must
-    hold the same atoms (names, residues, chains) in the same order.
+    Each model is read like ``read_model`` (``read_options`` are passed on); with
+    ``reference`` given, every model must hold the same atoms (names, residues, chains)
+    in the same order.
     """
     path = Path(path)
-    structure = gemmi.read_structure(str(path)) if path.is_file() else None
-    if structure is None:
-        raise InputError(f"{path}: no such trajectory file (expected a multi-model PDB/mmCIF)")
+    structure, infer_all = _read_structure(path)
+    options = {"keep_hydrogens": False, "keep_waters": False, "keep_ligands": False}
+    options.update(read_options)
     frames = []
     for index in range(len(structure)):
-        model = read_model(path, model_index=index)
+        model = _extract_model(structure, path, index, infer_all, **options)
         if reference is not None:
             _check_same_atoms(reference, model, f"{path} model {index + 1}")
         frames.append(model.coords)
-    if not frames:
-        raise InputError(f"{path}: contains no models")
     shapes = {f.shape for f in frames}
     if len(shapes) != 1:
         raise InputError(f"{path}: models hold different numbers of atoms {sorted(shapes)}")
@@ -201,7 +230,9 @@ def _to_gemmi_structure(model: AtomicModel, coords: np.ndarray) -> gemmi.Structu
                 chain.add_residue(residue)
             residue = gemmi.Residue()
             residue.name = model.residue_names[i]
-            residue.seqid = gemmi.SeqId(int(model.residue_numbers[i]), model.insertion_codes[i] or " ")
+            residue.seqid = gemmi.SeqId(
+                int(model.residue_numbers[i]), model.insertion_codes[i] or " "
+            )
             residue.het_flag = "H" if model.is_hetero[i] else "A"
             previous_residue = model.residue_index[i]
         atom = gemmi.Atom()
