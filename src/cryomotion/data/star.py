@@ -1,0 +1,419 @@
+"""RELION STAR particle files: read (RELION 3.0 and 3.1/4/5) and write (RELION 3.1).
+
+RELION 3.1+ files hold a ``data_optics`` loop (one row per optics group: pixel size,
+box, voltage, Cs, amplitude contrast) and a ``data_particles`` loop with Å origins
+(``rlnOriginXAngst/YAngst``). RELION 3.0 files hold one particle loop with everything
+per particle, pixel origins (``rlnOriginX/Y``) and a pixel size given by
+``rlnDetectorPixelSize`` (µm) × 10⁴ / ``rlnMagnification``, by ``rlnImagePixelSize``, or
+by the caller. Any column is looked up first in the particle loop, then in the optics
+group's row, so mixed files read too.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import starfile
+
+from cryomotion.atomic_write import atomic_path
+from cryomotion.data.locations import (
+    PIXEL_SIZE_TOLERANCE,
+    ImageLocations,
+    check_stacks,
+    dataset_folder,
+    resolve_stack_names,
+)
+from cryomotion.data.particles import ParticleTable, star_particle_block
+from cryomotion.data.poses import euler_to_matrix, matrix_to_euler, origin_to_shift, shift_to_origin
+from cryomotion.errors import InputError
+from cryomotion.imaging.ctf import CTF_FIELDS
+
+# Columns kept as text even when every value looks like a number.
+_TEXT_COLUMNS = [
+    "rlnImageName",
+    "rlnMicrographName",
+    "rlnOpticsGroupName",
+    "rlnCtfImage",
+    "rlnReferenceImage",
+    "rlnOriginalParticleName",
+    "rlnGroupName",
+    "rlnMicrographMovieName",
+    "rlnImageOriginalName",
+]
+
+# STAR columns holding the CTF fields, and the default where a column is optional.
+# RELION's B-factor label is rlnCtfBfactor; the spelling rlnCtfBFactor is read too.
+_CTF_COLUMNS = {
+    "defocus_u": ("rlnDefocusU", None),
+    "defocus_v": ("rlnDefocusV", None),
+    "defocus_angle": ("rlnDefocusAngle", None),
+    "voltage": ("rlnVoltage", None),
+    "spherical_aberration": ("rlnSphericalAberration", None),
+    "amplitude_contrast": ("rlnAmplitudeContrast", None),
+    "phase_shift": ("rlnPhaseShift", 0.0),
+    "b_factor": ("rlnCtfBfactor", 0.0),
+}
+# Other spellings met in the wild, read when the RELION label is absent.
+_ALIASES = {"rlnCtfBfactor": "rlnCtfBFactor"}
+
+_RELION_31_VERSION = "# version 30001"
+
+
+def read_star_blocks(path: str | os.PathLike) -> dict:
+    """All data blocks of a STAR file: loops as DataFrames, simple blocks as dicts."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: STAR file not found")
+    try:
+        blocks = starfile.read(path, always_dict=True, parse_as_string=_TEXT_COLUMNS)
+    except Exception as exc:  # the parser's own errors (pandas, shlex, ...) mean a bad file
+        where = _first_bad_row(path) or f"{type(exc).__name__}: {exc}"
+        raise InputError(f"{path}: malformed STAR file ({where})") from exc
+    if not blocks:
+        raise InputError(f"{path}: no data_ block; expected a RELION STAR file")
+    return blocks
+
+
+def _first_bad_row(path: Path) -> str | None:
+    """Where a loop row has the wrong number of fields, for the error message."""
+    block, columns, in_header = None, 0, False
+    with open(path, errors="replace") as file:
+        for number, line in enumerate(file, start=1):
+            text = line.strip()
+            if text.startswith("data_"):
+                block, columns, in_header = text, 0, False
+            elif text.startswith("loop_"):
+                columns, in_header = 0, True
+            elif text.startswith("_") and in_header:
+                columns += 1
+            elif text and not text.startswith("#") and columns:
+                in_header = False
+                try:
+                    fields = len(shlex.split(text))
+                except ValueError:
+                    return f"line {number}: unbalanced quotes"
+                if fields != columns:
+                    return f"line {number} in {block} has {fields} fields; expected {columns}"
+    return None
+
+
+class _StarParticles:
+    """The particle loop of a STAR file, with per-particle lookup through optics groups."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        self.blocks = read_star_blocks(path)
+        self.block = self._particle_block_name()
+        self.particles = self.blocks[self.block]
+        if len(self.particles) == 0:
+            raise InputError(f"{self.path}: data_{self.block} has no particles")
+        optics = self.blocks.get("optics")
+        self.optics = (
+            optics if isinstance(optics, pd.DataFrame) and self.block != "optics" else None
+        )
+        self.groups = self._optics_groups()
+
+    def _particle_block_name(self) -> str:
+        try:
+            return star_particle_block(self.blocks)
+        except KeyError:
+            loops = [n for n, b in self.blocks.items() if isinstance(b, pd.DataFrame)]
+            loops = [n for n in loops if n != "optics"] or loops
+            if len(loops) == 1:  # a particle loop without rlnImageName: reported below
+                return loops[0]
+            raise InputError(
+                f"{self.path}: no particle loop; expected a loop with column rlnImageName"
+            ) from None
+
+    def _optics_groups(self) -> np.ndarray:
+        n = len(self.particles)
+        if "rlnOpticsGroup" in self.particles.columns:
+            groups = self._to_numbers(
+                self.particles["rlnOpticsGroup"], "rlnOpticsGroup", self.block
+            )
+            if not np.all(groups == np.round(groups)):
+                raise InputError(f"{self.path}: rlnOpticsGroup must hold whole numbers")
+            groups = groups.astype(np.int64)
+        elif self.optics is not None and len(self.optics) > 1:
+            raise InputError(
+                f"{self.path}: data_{self.block} lacks column rlnOpticsGroup but data_optics "
+                "holds several groups; expected each particle's group"
+            )
+        elif self.optics is not None and "rlnOpticsGroup" in self.optics.columns:
+            groups = np.full(n, int(self.optics["rlnOpticsGroup"].iloc[0]), dtype=np.int64)
+        else:
+            groups = np.ones(n, dtype=np.int64)
+        if self.optics is not None:
+            if "rlnOpticsGroup" not in self.optics.columns:
+                raise InputError(f"{self.path}: data_optics lacks column rlnOpticsGroup")
+            known = self._to_numbers(self.optics["rlnOpticsGroup"], "rlnOpticsGroup", "optics")
+            missing = np.setdiff1d(groups, known.astype(np.int64))
+            if len(missing):
+                raise InputError(
+                    f"{self.path}: optics group {missing[0]} of data_{self.block} is not in "
+                    "data_optics (column rlnOpticsGroup)"
+                )
+            self._optics_row = pd.Series(np.arange(len(known)), index=known.astype(np.int64))
+        return groups
+
+    def _to_numbers(self, column: pd.Series, name: str, block: str) -> np.ndarray:
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"{self.path}: column {name} of data_{block}, row {row + 1}, holds "
+                f"{column.iloc[row]!r}; expected a number"
+            )
+        return values
+
+    def has(self, name: str) -> bool:
+        return name in self.particles.columns or (
+            self.optics is not None and name in self.optics.columns
+        )
+
+    def numbers(self, name: str, default: float | None = None) -> np.ndarray:
+        """Column ``name`` per particle (N,) float64, from the particles or their optics group."""
+        if not self.has(name) and name in _ALIASES and self.has(_ALIASES[name]):
+            name = _ALIASES[name]
+        if name in self.particles.columns:
+            return self._to_numbers(self.particles[name], name, self.block)
+        if self.optics is not None and name in self.optics.columns:
+            per_group = self._to_numbers(self.optics[name], name, "optics")
+            return per_group[self._optics_row.loc[self.groups].to_numpy()]
+        if default is not None:
+            return np.full(len(self.particles), default, dtype=np.float64)
+        where = f"data_{self.block}" + (" or data_optics" if self.optics is not None else "")
+        raise InputError(f"{self.path}: missing column {name} in {where}")
+
+    def image_locations(self, dataset_dir=None) -> ImageLocations:
+        if "rlnImageName" not in self.particles.columns:
+            raise InputError(f"{self.path}: missing column rlnImageName in data_{self.block}")
+        names = self.particles["rlnImageName"]
+        if names.isna().any():
+            row = int(np.flatnonzero(names.isna().to_numpy())[0])
+            raise InputError(f"{self.path}: rlnImageName of row {row + 1} is empty")
+        names = names.astype(str).str.strip()
+        has_index = names.str.contains("@", regex=False)
+        split = names.str.split("@", n=1)
+        numbers = pd.to_numeric(split.str[0].where(has_index, "1"), errors="coerce")
+        numbers = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~(np.isfinite(numbers) & (numbers >= 1) & (numbers == np.round(numbers)))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"{self.path}: rlnImageName of row {row + 1} is {names.iloc[row]!r}; "
+                "expected NNNNNN@stack.mrcs with a 1-based image number"
+            )
+        stacks = split.str[-1].to_numpy(dtype=object)
+        base = dataset_folder(self.path, dataset_dir)
+        files = resolve_stack_names(stacks, base, self.path, "rlnImageName")
+        return ImageLocations(
+            image_files=files,
+            image_indices=numbers.astype(np.int64) - 1,
+            source=self.path,
+            optics_group=self.groups,
+            star=self.blocks,
+        )
+
+    def pixel_sizes(self, pixel_size: float | None) -> tuple[np.ndarray, str]:
+        """Per-particle pixel size (N,) Å/px and where it came from."""
+        if self.has("rlnImagePixelSize"):
+            values, field = self.numbers("rlnImagePixelSize"), "rlnImagePixelSize"
+        elif self.has("rlnDetectorPixelSize") and self.has("rlnMagnification"):
+            values = 1e4 * self.numbers("rlnDetectorPixelSize") / self.numbers("rlnMagnification")
+            field = "rlnDetectorPixelSize/rlnMagnification"
+        elif pixel_size is not None:
+            return np.full(len(self.particles), float(pixel_size)), "the pixel_size argument"
+        else:
+            raise InputError(
+                f"{self.path}: no pixel size (missing column rlnImagePixelSize, or "
+                "rlnDetectorPixelSize and rlnMagnification); pass pixel_size (--pixel-size)"
+            )
+        if np.any(values <= 0):
+            raise InputError(f"{self.path}: {field} must be positive")
+        if pixel_size is not None:
+            far = np.abs(values - pixel_size) > PIXEL_SIZE_TOLERANCE * values
+            if far.any():
+                raise InputError(
+                    f"{self.path}: {field} {values[far][0]:g} Å disagrees with the given "
+                    f"pixel_size {pixel_size:g} Å; expected them equal (drop the argument)"
+                )
+        return values, field
+
+
+def star_image_locations(path: str | os.PathLike, dataset_dir=None) -> ImageLocations:
+    """Only the image locations (and optics groups) of a STAR file's particles."""
+    return _StarParticles(path).image_locations(dataset_dir)
+
+
+def read_star(
+    path: str | os.PathLike, pixel_size: float | None = None, dataset_dir=None
+) -> ParticleTable:
+    """Read a RELION 3.0 or 3.1+ particle STAR file.
+
+    Parameters
+    ----------
+    path : STAR file.
+    pixel_size : Å/px, used when the file has none; if both exist they must agree to 1 %.
+    dataset_dir : folder the image names are relative to (the RELION project
+        directory); default the STAR file's folder.
+
+    Required columns: rlnImageName, rlnAngleRot, rlnAngleTilt, rlnAnglePsi, rlnDefocusU,
+    rlnDefocusV, rlnDefocusAngle, rlnVoltage, rlnSphericalAberration,
+    rlnAmplitudeContrast (the last three per particle or per optics group). Origins are
+    zero when absent; rlnPhaseShift and rlnCtfBfactor default to 0.
+    """
+    star = _StarParticles(path)
+    locations = star.image_locations(dataset_dir)
+    pixel, pixel_field = star.pixel_sizes(pixel_size)
+    rotations = euler_to_matrix(
+        star.numbers("rlnAngleRot"), star.numbers("rlnAngleTilt"), star.numbers("rlnAnglePsi")
+    )
+    if star.has("rlnOriginXAngst") or star.has("rlnOriginYAngst"):
+        origin = np.stack([star.numbers("rlnOriginXAngst"), star.numbers("rlnOriginYAngst")], -1)
+    elif star.has("rlnOriginX") or star.has("rlnOriginY"):
+        origin = np.stack([star.numbers("rlnOriginX"), star.numbers("rlnOriginY")], -1)
+        origin = origin * pixel[:, None]
+    else:
+        origin = np.zeros((len(pixel), 2))
+    ctf = np.stack([star.numbers(*_CTF_COLUMNS[name]) for name in CTF_FIELDS], axis=-1)
+    box = check_stacks(
+        locations.image_files, locations.image_indices, pixel, star.path, pixel_field
+    )
+    if star.has("rlnImageSize"):
+        sizes = star.numbers("rlnImageSize")
+        if np.any(sizes != box):
+            raise InputError(
+                f"{star.path}: rlnImageSize {sizes[sizes != box][0]:g} differs from the "
+                f"stacks' box of {box} pixels"
+            )
+    return ParticleTable(
+        rotations=rotations,
+        shifts=origin_to_shift(origin),
+        ctf=ctf,
+        pixel_size=pixel,
+        box_size=box,
+        image_files=locations.image_files,
+        image_indices=locations.image_indices,
+        optics_group=star.groups,
+        source=star.path,
+        star=star.blocks,
+    )
+
+
+def write_star(path: str | os.PathLike, table: ParticleTable, image_names=None) -> Path:
+    """Write ``table`` as a RELION 3.1 particle STAR file (RELION 3.1+ and cryoDRGN read it);
+    return its path.
+
+    ``image_names`` (N,) str overrides the ``rlnImageName`` values; by default they are
+    ``NNNNNN@stack`` with the stack relative to the STAR file's folder when inside it,
+    else absolute. Optics groups are the table's; a group whose particles differ in pixel
+    size, voltage, Cs or amplitude contrast is split (all groups are then renumbered).
+    """
+    path = Path(path)
+    n = len(table)
+    if image_names is None:
+        image_names = _image_names(table, path.parent)
+    image_names = np.asarray(image_names, dtype=object)
+    if image_names.shape != (n,):
+        raise ValueError(f"image_names has shape {image_names.shape}, expected {(n,)}")
+    field = {name: k for k, name in enumerate(CTF_FIELDS)}
+    optics_values = np.column_stack(
+        [
+            table.pixel_size,
+            table.ctf[:, field["voltage"]],
+            table.ctf[:, field["spherical_aberration"]],
+            table.ctf[:, field["amplitude_contrast"]],
+        ]
+    )
+    keys = np.column_stack([table.optics_group, np.round(optics_values, 6)])
+    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    ids = unique[:, 0].astype(np.int64)
+    if len(np.unique(ids)) != len(ids) or ids.min() < 1:
+        ids = np.arange(1, len(unique) + 1)
+    first = np.array([np.flatnonzero(inverse == k)[0] for k in range(len(unique))])
+    optics = pd.DataFrame(
+        {
+            "rlnOpticsGroup": ids,
+            "rlnOpticsGroupName": [f"opticsGroup{i}" for i in ids],
+            "rlnImagePixelSize": optics_values[first, 0],
+            "rlnImageSize": np.full(len(ids), table.box_size, dtype=np.int64),
+            "rlnImageDimensionality": np.full(len(ids), 2, dtype=np.int64),
+            "rlnVoltage": optics_values[first, 1],
+            "rlnSphericalAberration": optics_values[first, 2],
+            "rlnAmplitudeContrast": optics_values[first, 3],
+        }
+    )
+    rot, tilt, psi = matrix_to_euler(table.rotations)
+    origin = shift_to_origin(table.shifts)
+    particles = pd.DataFrame(
+        {
+            "rlnImageName": image_names,
+            "rlnAngleRot": rot,
+            "rlnAngleTilt": tilt,
+            "rlnAnglePsi": psi,
+            "rlnOriginXAngst": origin[:, 0],
+            "rlnOriginYAngst": origin[:, 1],
+            "rlnDefocusU": table.ctf[:, field["defocus_u"]],
+            "rlnDefocusV": table.ctf[:, field["defocus_v"]],
+            "rlnDefocusAngle": table.ctf[:, field["defocus_angle"]],
+            "rlnPhaseShift": table.ctf[:, field["phase_shift"]],
+            "rlnCtfBfactor": table.ctf[:, field["b_factor"]],
+            "rlnOpticsGroup": ids[inverse],
+        }
+    )
+    text = _star_text({"optics": optics, "particles": particles}, "%.6f", version_comment=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def write_star_subset(path: str | os.PathLike, table: ParticleTable, indices) -> Path:
+    """Write the particles ``indices`` of a table read from a STAR file, keeping all the
+    file's columns, its optics table and its other blocks as they were; return the path.
+
+    Image names are written as in the original file (relative to its dataset folder).
+    """
+    if table.star is None:
+        raise ValueError(f"{table.source} was not read from a STAR file; use write_star")
+    blocks = table.subset(indices).star
+    text = _star_text(blocks, _shortest_float, version_comment="optics" in blocks)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def _image_names(table: ParticleTable, folder: Path) -> np.ndarray:
+    codes, files = pd.factorize(pd.Series(table.image_files, dtype=object))
+    folder = os.path.abspath(folder)
+    names = []
+    for file in files:
+        relative = os.path.relpath(file, folder)
+        outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)
+        names.append(file if outside else relative)
+    stacks = np.asarray(names, dtype=object)[codes]
+    numbers = pd.Series(table.image_indices + 1).map("{:06d}@".format).to_numpy(dtype=object)
+    return numbers + stacks
+
+
+def _shortest_float(value: float) -> str:
+    """The shortest text that reads back as exactly ``value``, with a decimal point."""
+    return np.format_float_positional(value, trim="0")
+
+
+def _star_text(blocks: dict, float_format, version_comment: bool) -> str:
+    text = starfile.to_string(blocks, float_format=float_format)
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("# Created by the starfile"):
+            continue
+        if version_comment and line.startswith("data_"):
+            lines += ["", _RELION_31_VERSION, ""]
+        lines.append(line)
+    return "\n".join(lines).lstrip("\n") + "\n"
