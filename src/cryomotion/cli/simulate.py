@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shlex
 import sys
 
@@ -48,6 +49,9 @@ def parse_snr(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Let "--snr -20dB" read as a value, not as an unknown option (argparse treats only
+    # plain negative numbers that way).
+    parser._negative_number_matcher = re.compile(r"^-\d*\.?\d+(e-?\d+)?(db)?$", re.IGNORECASE)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--trajectory", metavar="FILE", help="multi-model PDB/mmCIF of frames")
     source.add_argument("--endpoints", nargs=2, metavar=("A", "B"), help="two structures to morph")

@@ -53,7 +53,7 @@ def project_particles(
     center = resolve_rotation_center(rotation_center, model, box, pixel_size)
     device = default_device(device)
     renderer = AtomRenderer.from_model(model, box, pixel_size, rotation_center=center).to(device)
-    coords = torch.as_tensor(model.coords, dtype=torch.float32, device=device)
+    coords = torch.tensor(model.coords, dtype=torch.float32, device=device)
 
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=device)
