@@ -1,0 +1,335 @@
+"""Analysis of a finished training run: landscape, states, motions, maps, star subsets, report."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from cryomotion.analysis import plots
+from cryomotion.analysis.latent import (
+    density_maxima,
+    kmeans_states,
+    latent_pca,
+    trajectory_along_pc,
+)
+from cryomotion.analysis.maps import atomic_potential_map, write_map
+from cryomotion.analysis.metrics import emd_rmsd, pearson, per_particle_rmsd
+from cryomotion.analysis.report import Section, link, write_report
+from cryomotion.atomic_write import atomic_path
+from cryomotion.data.poses import resolve_rotation_center
+from cryomotion.data.readers import read_particles
+from cryomotion.data.star import write_star_subset
+from cryomotion.errors import InputError
+from cryomotion.structure.io import write_models
+from cryomotion.train.results import TrainedRun, load_run, particle_coords
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnalysisConfig:
+    """Settings of ``cryomotion analyze``."""
+
+    n_pcs: int = 3  # principal components to sweep
+    n_states: int = 8  # k-means states
+    n_frames: int = 10  # frames per PC trajectory
+    use_umap: bool = False  # needs the extra `umap-learn`
+    maps: bool = True  # MRC maps of the state models
+    ground_truth: str | None = None  # ground_truth.npz; default: beside the particle file
+    seed: int = 0
+    n_emd: int = 300  # particles subsampled for the EMD-RMSD
+
+
+@dataclass
+class AnalysisResult:
+    """Paths written and the headline numbers."""
+
+    output_dir: Path
+    report: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    numbers: dict[str, float] = field(default_factory=dict)
+
+
+def _decode(run: TrainedRun, latents: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        tensor = torch.as_tensor(np.atleast_2d(latents), dtype=torch.float32)
+        return run.deformation(tensor).coords.numpy().astype(np.float64)
+
+
+def _read_metrics(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns: dict[str, np.ndarray] = {}
+    for key in rows[0] if rows else []:
+        try:
+            columns[key] = np.array([float(r[key]) if r[key] != "" else np.nan for r in rows])
+        except ValueError:
+            continue
+    return columns
+
+
+def _find_ground_truth(run: TrainedRun, explicit: str | None) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise InputError(f"{path}: no such ground-truth file (expected ground_truth.npz)")
+        return path
+    candidate = Path(run.config.data.particles).parent / "ground_truth.npz"
+    return candidate if candidate.is_file() else None
+
+
+def _chimerax_script(path: Path, trajectories: list[Path], states: list[Path], maps: list[Path]):
+    lines = ["# Open in ChimeraX: open analysis.cxc", "close session"]
+    model = 0
+    for trajectory in trajectories:
+        model += 1
+        lines.append(f"open {trajectory.name} coordsets true")
+    for state in states:
+        model += 1
+        lines.append(f"open {state.name}")
+    for volume in maps:
+        model += 1
+        lines.append(f"open {volume.name}")
+        lines.append(f"volume #{model} style surface level 0.5 transparency 0.5")
+    lines += ["cartoon", "hide atoms", "color bychain", "view"]
+    if trajectories:
+        # A slider for the PC1 trajectory, then play it once.
+        lines.append("coordset slider #1")
+        lines.append("coordset #1 1,")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def analyze_run(
+    run_dir: str | Path, output_dir: str | Path | None = None, config: AnalysisConfig | None = None
+) -> AnalysisResult:
+    """Analyse the run in ``run_dir``; write everything into ``output_dir`` (default
+    RUN/analysis) and return the paths and headline numbers."""
+    config = config or AnalysisConfig()
+    run = load_run(run_dir)
+    out = Path(output_dir) if output_dir else run.paths.root / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    result = AnalysisResult(output_dir=out, report=out / "report.html")
+    figures: list[tuple[Path, str]] = []
+    sections: list[Section] = []
+    latents = run.latents
+    d = latents.shape[1]
+
+    settings = yaml.safe_load(run.paths.config.read_text())
+    sections.append(
+        Section(
+            "Run",
+            paragraphs=[
+                f"System {run.config.system}, latent dimension {d}, {run.n_particles} particles "
+                f"({int(run.is_test.sum())} held out for testing).",
+            ],
+            preformatted=yaml.safe_dump(settings, sort_keys=False),
+        )
+    )
+
+    metrics = _read_metrics(run.paths.metrics)
+    if metrics:
+        figures_training = [(plots.training_curves(metrics, out / "training_curves"), "training")]
+        sections.append(Section("Training", figures=figures_training))
+
+    # Particle table, for star subsets and maps at the data's pixel size.
+    table = read_particles(
+        run.config.data.particles,
+        poses=run.config.data.poses,
+        ctf=run.config.data.ctf,
+        pixel_size=run.config.data.pixel_size,
+        dataset_dir=run.config.data.dataset_dir,
+    )
+    pixel_size = float(np.median(table.pixel_size))
+    box = table.box_size
+
+    state_rows: list[list[str]] = []
+    trajectory_files: list[Path] = []
+    state_files: list[Path] = []
+    map_files: list[Path] = []
+    if d == 0:
+        sections.append(
+            Section("Landscape", paragraphs=["Rigid run (d = 0): no conformational latent."])
+        )
+        labels = np.zeros(run.n_particles, dtype=np.int64)
+    else:
+        pca = latent_pca(latents, config.n_pcs)
+        result.numbers["pc1_explained_variance"] = float(pca.explained_variance_ratio[0])
+        np.savez(
+            out / "latent_pca.npz",
+            coordinates=pca.coordinates,
+            components=pca.components,
+            mean=pca.mean,
+            explained_variance_ratio=pca.explained_variance_ratio,
+            particle_index=run.particle_index,
+        )
+        figures.append(
+            (
+                plots.latent_scatter(
+                    pca.coordinates, out / "latent_pca", pca.explained_variance_ratio
+                ),
+                "latent PC1/PC2",
+            )
+        )
+        if config.use_umap:
+            try:
+                import umap  # noqa: PLC0415
+            except ImportError:
+                raise InputError(
+                    "--umap needs the optional dependency umap-learn "
+                    "(pip install 'cryomotion[umap]')"
+                ) from None
+            embedding = umap.UMAP(random_state=config.seed).fit_transform(latents)
+            np.save(out / "umap.npy", embedding)
+            figures.append((plots.latent_scatter(embedding, out / "latent_umap"), "UMAP"))
+        grid, density, maxima = density_maxima(pca.coordinates[:, 0])
+        figures.append(
+            (
+                plots.pc_histogram(
+                    pca.coordinates[:, 0], grid, density, maxima, out / "pc1_density"
+                ),
+                "PC1 density and its maxima",
+            )
+        )
+        # Trajectories along each PC.
+        for pc in range(pca.components.shape[0]):
+            frames = _decode(run, trajectory_along_pc(pca, pc, config.n_frames))
+            path = write_models(out / f"pc{pc + 1}_trajectory.pdb", run.reference, frames)
+            trajectory_files.append(path)
+        # Models at the density maxima of PC1.
+        pc_at_maxima = np.zeros((len(maxima), pca.components.shape[0]))
+        pc_at_maxima[:, 0] = maxima
+        maxima_models = _decode(run, pca.to_latent(pc_at_maxima))
+        for i, coords in enumerate(maxima_models):
+            state_files.append(
+                write_models(out / f"pc1_maximum_{i + 1}.pdb", run.reference, coords)
+            )
+        # k-means states.
+        labels, centers, _ = kmeans_states(latents, config.n_states, config.seed)
+        center_models = _decode(run, centers)
+        for k, coords in enumerate(center_models):
+            state_files.append(write_models(out / f"state_{k + 1}.pdb", run.reference, coords))
+        result.numbers["n_pc1_maxima"] = float(len(maxima))
+
+    # States back to RELION and index lists.
+    n_states = int(labels.max()) + 1
+    counts = np.bincount(labels, minlength=n_states)
+    has_star = table.star is not None
+    for k in range(n_states):
+        members = run.particle_index[labels == k]
+        index_path = out / f"state_{k + 1}_indices.txt"
+        with atomic_path(index_path) as tmp:
+            np.savetxt(tmp, members, fmt="%d")
+        row = [str(k + 1), str(int(counts[k])), link(index_path, out)]
+        if has_star:
+            star_path = write_star_subset(out / f"particles_state_{k + 1}.star", table, members)
+            row.append(link(star_path, out))
+        if d > 0:
+            row.append(link(out / f"state_{k + 1}.pdb", out))
+            if config.maps:
+                coords = center_models[k]
+                center = resolve_rotation_center(
+                    run.config.data.rotation_center, run.reference, box, pixel_size
+                )
+                origin = center - (box // 2) * pixel_size
+                volume = atomic_potential_map(
+                    coords, run.reference.elements, box, pixel_size, origin=origin
+                )
+                map_path = write_map(out / f"state_{k + 1}.mrc", volume, pixel_size, origin)
+                map_files.append(map_path)
+                row.append(link(map_path, out))
+        state_rows.append(row)
+    if d > 0:
+        figures.append((plots.state_counts(counts, out / "state_counts"), "particles per state"))
+    header = ["state", "particles", "indices"] + (["star"] if has_star else [])
+    header += ["model"] if d > 0 else []
+    header += ["map"] if d > 0 and config.maps else []
+    sections.append(Section("Landscape", figures=figures))
+    sections.append(
+        Section(
+            "States",
+            paragraphs=[
+                "k-means states of the latents; each state's model is decoded from its centre. "
+                "Reconstruct each star subset independently to check for model bias."
+            ],
+            tables=[(header, state_rows)],
+        )
+    )
+    if trajectory_files or state_files:
+        cxc = _chimerax_script(out / "analysis.cxc", trajectory_files, state_files, map_files)
+        rows = [[link(p, out)] for p in [*trajectory_files, *state_files, cxc]]
+        sections.append(
+            Section(
+                "Motions",
+                paragraphs=[
+                    f"Trajectories sweep each PC across the particles' 5-95 % range in "
+                    f"{config.n_frames} frames. In ChimeraX: open analysis.cxc."
+                ],
+                tables=[(["file"], rows)],
+            )
+        )
+        result.files["chimerax"] = cxc
+
+    truth_path = _find_ground_truth(run, config.ground_truth)
+    if truth_path is not None:
+        sections.append(_ground_truth_section(run, truth_path, out, config, result, latents))
+
+    result.files.update({p.stem: p for p in [*trajectory_files, *state_files, *map_files]})
+    write_report(result.report, f"cryomotion analysis: {run.paths.root.name}", sections)
+    return result
+
+
+def _ground_truth_section(run, truth_path, out, config, result, latents) -> Section:
+    with np.load(truth_path, allow_pickle=False) as truth:
+        frame_index = truth["frame_index"][run.particle_index]
+        position = truth["frame_position"][run.particle_index]
+        frames = truth["frame_coords"]
+    if frames.shape[1] != run.reference.n_atoms:
+        raise InputError(
+            f"{truth_path}: frames hold {frames.shape[1]} atoms, the run's reference model "
+            f"{run.reference.n_atoms} (expected the same atoms)"
+        )
+    predicted = particle_coords(run, np.arange(run.n_particles))
+    true_models = frames[frame_index]
+    ca = run.reference.ca_index[run.reference.ca_index >= 0]
+    rmsd = per_particle_rmsd(predicted[:, ca], true_models[:, ca])
+    baseline = per_particle_rmsd(
+        np.broadcast_to(run.reference.coords[ca], true_models[:, ca].shape), true_models[:, ca]
+    )
+    rng = np.random.default_rng(config.seed)
+    subset = rng.choice(run.n_particles, size=min(config.n_emd, run.n_particles), replace=False)
+    emd = emd_rmsd(predicted[subset][:, ca], true_models[subset][:, ca])
+    result.numbers.update(
+        median_rmsd=float(np.median(rmsd)),
+        median_rmsd_reference=float(np.median(baseline)),
+        emd_rmsd=emd,
+    )
+    figures = [(plots.rmsd_histogram(rmsd, out / "rmsd_to_truth", baseline), "Cα-RMSD to truth")]
+    rows = [
+        ["median per-particle Cα-RMSD, predicted (Å)", f"{np.median(rmsd):.2f}"],
+        ["median per-particle Cα-RMSD, reference model (Å)", f"{np.median(baseline):.2f}"],
+        [f"EMD-RMSD on {len(subset)} particles (Å)", f"{emd:.2f}"],
+    ]
+    if latents.shape[1] > 0:
+        pc1 = latent_pca(latents, 1).coordinates[:, 0]
+        r = pearson(pc1, position)
+        result.numbers["pc1_position_correlation"] = r
+        rows.append(["correlation of PC1 with the true trajectory position", f"{r:.3f}"])
+        figures.append(
+            (plots.predicted_vs_true(position, pc1, out / "pc1_vs_truth"), "PC1 vs truth")
+        )
+    return Section(
+        "Against the ground truth",
+        paragraphs=[f"Ground truth from {truth_path}."],
+        tables=[(["metric", "value"], rows)],
+        figures=figures,
+    )

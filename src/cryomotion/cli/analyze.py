@@ -1,0 +1,48 @@
+"""Analyse a training run: the latent landscape, states, motions, maps and a report.
+
+Writes into DIR (default RUN/analysis): PCA of the latents with explained variance,
+k-means states with their counts, the density of PC1 and its maxima, trajectories along
+PC1..PCk as multi-model PDB files, a model (and an MRC map at the data's pixel size) per
+state and per density maximum, one RELION star file per state (a subset of the input with
+all its columns) and index lists, a ChimeraX script (analysis.cxc), plots (PNG and SVG),
+and report.html, one self-contained page. When the particles were simulated by
+`cryomotion simulate` (ground_truth.npz beside them), it adds the RMSD to the truth.
+
+example:
+  cryomotion analyze runs/adk --pcs 3 --states 8
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cryomotion.analysis.run_analysis import AnalysisConfig, analyze_run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="training run folder")
+    parser.add_argument("-o", "--output", help="output folder (default RUN/analysis)")
+    parser.add_argument("--pcs", type=int, default=3, help="principal components to sweep")
+    parser.add_argument("--states", type=int, default=8, help="k-means states")
+    parser.add_argument("--frames", type=int, default=10, help="frames per PC trajectory")
+    parser.add_argument("--umap", action="store_true", help="UMAP embedding (needs umap-learn)")
+    parser.add_argument("--no-maps", action="store_true", help="skip the MRC maps of the states")
+    parser.add_argument("--ground-truth", help="ground_truth.npz of a simulated dataset")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = AnalysisConfig(
+        n_pcs=args.pcs,
+        n_states=args.states,
+        n_frames=args.frames,
+        use_umap=args.umap,
+        maps=not args.no_maps,
+        ground_truth=args.ground_truth,
+        seed=args.seed,
+    )
+    result = analyze_run(args.run, args.output, config)
+    for name, value in result.numbers.items():
+        print(f"{name:>28}: {value:.3f}")
+    print(f"report: {result.report}")
+    return 0
