@@ -1,0 +1,331 @@
+"""Time and peak memory of the lowest 20 ANM modes at ~2,000, ~5,000 and ~14,000 Cα nodes.
+
+Large networks are built from copies of adenylate kinase (214 Cα) translated by the extent
+of its Cα bounding box, so neighbouring copies touch and the network is connected:
+
+* ``row``: the copies side by side along x (an elongated assembly, a filament);
+* ``grid``: the copies stacked in a compact 3D block (a globular assembly such as the
+  spliceosome, ~14,000 residues, that cryoSPHERE studied). Compact networks cost more: the
+  sparse factorisation fills in more.
+
+For each size and layout: ours (KD-tree neighbour list, vectorised sparse Hessian,
+shift-invert Lanczos on a minimum-degree sparse LU: ``cryomotion.dynamics``) next to
+ProDy's sparse mode (``ANM.buildHessian(sparse=True)`` and ``calcModes(20)``), each in its
+own process so its peak resident memory is its own, with the largest relative difference
+of their 20 eigenvalues. ``--pipeline`` also times the whole ``compute_normal_modes`` on
+the tiled heavy-atom model (modes extended to all atoms).
+
+Results go to the ``nma_scaling`` section of docs/performance.md.
+
+Usage::
+
+    python benchmarks/nma_scaling.py                       # all sizes, both layouts
+    python benchmarks/nma_scaling.py --skip-prody-above 6000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from importlib.resources import files
+
+import numpy as np
+
+N_MODES = 20
+CUTOFF = 15.0
+SIZES = (2000, 5000, 14000)
+LAYOUTS = ("row", "grid")
+
+
+def adk():
+    from cryomotion.structure.io import read_model
+
+    return read_model(str(files("cryomotion") / "resources" / "adk_open.pdb"))
+
+
+def offsets(copies: int, layout: str, extent: np.ndarray) -> np.ndarray:
+    """(copies, 3) translations: a row along x, or a compact block filled layer by layer."""
+    if layout == "row":
+        cells = np.stack([np.arange(copies), np.zeros(copies), np.zeros(copies)], axis=1)
+    else:
+        side = int(np.ceil(copies ** (1 / 3)))
+        grid = np.indices((side, side, side)).reshape(3, -1).T
+        cells = grid[np.lexsort((grid[:, 0], grid[:, 1], grid[:, 2]))][:copies]
+    return cells * extent
+
+
+def tiled_model(copies: int, layout: str):
+    """The AdK heavy-atom model repeated ``copies`` times (chains named by copy)."""
+    from cryomotion.structure.model import AtomicModel
+
+    model = adk()
+    ca = model.coords[model.ca_index]
+    shifts = offsets(copies, layout, np.ptp(ca, axis=0))
+    chain_ids = np.repeat([f"{index:04d}" for index in range(copies)], model.n_atoms)
+    return AtomicModel(
+        coords=(model.coords[None] + shifts[:, None]).reshape(-1, 3),
+        elements=np.tile(model.elements, copies),
+        atom_names=np.tile(model.atom_names, copies),
+        residue_names=np.tile(model.residue_names, copies),
+        residue_numbers=np.tile(model.residue_numbers, copies),
+        insertion_codes=np.tile(model.insertion_codes, copies),
+        chain_ids=chain_ids,
+        b_factors=np.tile(model.b_factors, copies),
+        occupancies=np.tile(model.occupancies, copies),
+        is_hetero=np.tile(model.is_hetero, copies),
+    )
+
+
+def tiled_ca(copies: int, layout: str) -> np.ndarray:
+    model = adk()
+    ca = model.coords[model.ca_index]
+    shifts = offsets(copies, layout, np.ptp(ca, axis=0))
+    return (ca[None] + shifts[:, None]).reshape(-1, 3)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker(engine: str, copies: int, layout: str, repeats: int) -> dict:
+    """Run one engine in this process; return its timings, memory and eigenvalues."""
+    coords = tiled_ca(copies, layout) if engine != "pipeline" else None
+    model = tiled_model(copies, layout) if engine == "pipeline" else None
+    if engine == "prody":
+        import prody
+
+        prody.confProDy(verbosity="none")
+    else:
+        from cryomotion.dynamics.anm import compute_normal_modes
+        from cryomotion.dynamics.eigensolver import nontrivial_modes
+        from cryomotion.dynamics.elastic_network import anm_hessian
+    baseline = peak_rss_mib()
+    runs = []
+    for _ in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        if engine == "prody":
+            anm = prody.ANM()
+            anm.buildHessian(coords, cutoff=CUTOFF, sparse=True)
+            built = time.perf_counter()
+            anm.calcModes(N_MODES)
+            eigenvalues = anm.getEigvals()
+        elif engine == "ours":
+            hessian = anm_hessian(coords, cutoff=CUTOFF)
+            built = time.perf_counter()
+            eigenvalues = nontrivial_modes(hessian, N_MODES).eigenvalues
+        else:
+            built = start
+            eigenvalues = compute_normal_modes(model, n_modes=N_MODES, cutoff=CUTOFF).eigenvalues
+        end = time.perf_counter()
+        runs.append(
+            {
+                "hessian_s": built - start,
+                "modes_s": end - built,
+                "total_s": end - start,
+                "cpu_s": time.process_time() - cpu,
+            }
+        )
+    best = min(runs, key=lambda run: run["total_s"])
+    return {
+        "engine": engine,
+        "layout": layout,
+        "nodes": int(copies * 214),
+        "atoms": None if model is None else int(model.n_atoms),
+        **best,
+        "median_total_s": statistics.median(run["total_s"] for run in runs),
+        "repeats": repeats,
+        "peak_rss_mib": peak_rss_mib(),
+        "baseline_rss_mib": baseline,
+        "eigenvalues": [float(v) for v in eigenvalues],
+    }
+
+
+def run_worker(
+    engine: str, copies: int, layout: str, repeats: int, timeout: float | None = None
+) -> dict:
+    """Run ``worker`` in a fresh process; a run stopped at ``timeout`` s is marked so."""
+    command = [sys.executable, __file__, "--worker", engine, "--copies", str(copies)]
+    command += ["--layouts", layout, "--repeats", str(repeats)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"engine": engine, "layout": layout, "nodes": copies * 214, "stopped_s": timeout}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return f"{cores} cores, {model}, {platform.system()} {platform.release()}; load {load}"
+
+
+def versions() -> str:
+    import prody
+    import scipy
+
+    return (
+        f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
+        f"ProDy {prody.__version__}"
+    )
+
+
+def cell(result: dict | None, key: str, fmt: str) -> str:
+    if result is None:
+        return "skipped"
+    if "stopped_s" in result:
+        return f"> {result['stopped_s']:.0f} (stopped)" if key == "total_s" else "–"
+    return format(result[key], fmt)
+
+
+def report(results: list[dict], args: argparse.Namespace, started: str) -> str:
+    lines = [
+        "## Normal modes: scaling of the elastic network solver",
+        "",
+        f"Lowest {N_MODES} non-trivial ANM modes, cutoff {CUTOFF:g} Å, on copies of AdK Cα "
+        "translated by their bounding box so that they touch (`row`: side by side along x; "
+        "`grid`: a compact 3D block). Ours: `cryomotion.dynamics` (KD-tree neighbour list, "
+        "vectorised sparse Hessian, shift-invert Lanczos on a minimum-degree sparse LU); "
+        "ProDy: `ANM.buildHessian(sparse=True)` + `calcModes(20)`. Wall-clock seconds, best "
+        f"of {args.repeats} for ours, one run for ProDy; peak resident memory of the "
+        "process that ran it (its baseline after imports in brackets); ours' CPU seconds in "
+        "brackets (a busy machine stretches wall-clock time, not CPU time). Eigenvalue "
+        "difference: the largest relative difference of the 20 eigenvalues.",
+        "",
+        f"Machine: {machine()}. {versions()}. Run {started}; ProDy runs stopped after "
+        f"{args.prody_timeout:.0f} s"
+        + (f", skipped above {args.skip_prody_above} nodes." if args.skip_prody_above else "."),
+        "",
+        "| layout | nodes | ours: Hessian s | ours: modes s | ours: total s | ours: peak MiB "
+        "| ProDy: Hessian s | ProDy: modes s | ProDy: total s | ProDy: peak MiB "
+        "| speed-up | eigenvalue difference |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for layout in args.layouts:
+        for size in args.sizes:
+            ours = next(
+                r
+                for r in results
+                if r["engine"] == "ours" and r["layout"] == layout and r["requested"] == size
+            )
+            theirs = next(
+                (
+                    r
+                    for r in results
+                    if r["engine"] == "prody" and r["layout"] == layout and r["requested"] == size
+                ),
+                None,
+            )
+            memory = f"{ours['peak_rss_mib']:.0f} ({ours['baseline_rss_mib']:.0f})"
+            finished = theirs is not None and "stopped_s" not in theirs
+            their_memory = (
+                f"{theirs['peak_rss_mib']:.0f} ({theirs['baseline_rss_mib']:.0f})"
+                if finished
+                else cell(theirs, "peak_rss_mib", ".0f")
+            )
+            speedup = "–"
+            if theirs is not None:
+                their_total = theirs.get("total_s", theirs.get("stopped_s"))
+                bound = "" if finished else "> "
+                speedup = f"{bound}{their_total / ours['total_s']:.0f}×"
+            difference = "–"
+            if finished:
+                a, b = np.array(ours["eigenvalues"]), np.array(theirs["eigenvalues"])
+                difference = f"{np.max(np.abs(a - b) / b):.1e}"
+            lines.append(
+                f"| {layout} | {ours['nodes']:,} | {ours['hessian_s']:.2f} | {ours['modes_s']:.2f} "
+                f"| **{ours['total_s']:.2f}** ({ours['cpu_s']:.2f}) | {memory} "
+                f"| {cell(theirs, 'hessian_s', '.1f')} "
+                f"| {cell(theirs, 'modes_s', '.1f')} | {cell(theirs, 'total_s', '.1f')} "
+                f"| {their_memory} | {speedup} | {difference} |"
+            )
+    pipeline = [r for r in results if r["engine"] == "pipeline"]
+    if pipeline:
+        lines += [
+            "",
+            "The whole `compute_normal_modes` on the tiled heavy-atom model (nodes, Hessian, "
+            "modes, kernel interpolation to every atom, orthonormalisation):",
+            "",
+            "| layout | nodes | atoms | total s | peak MiB |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in pipeline:
+            lines.append(
+                f"| {r['layout']} | {r['nodes']:,} | {r['atoms']:,} | {r['total_s']:.2f} "
+                f"| {r['peak_rss_mib']:.0f} |"
+            )
+    lines += ["", f"Command: `python benchmarks/nma_scaling.py {' '.join(sys.argv[1:])}`"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
+    parser.add_argument(
+        "--skip-prody-above", type=int, default=0, help="nodes; 0 runs ProDy at every size"
+    )
+    parser.add_argument(
+        "--prody-timeout", type=float, default=1200.0, help="s; a longer ProDy run is stopped"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs of ours (best is kept)")
+    parser.add_argument("--pipeline", action="store_true", help="also time the all-atom pipeline")
+    parser.add_argument("--no-write", action="store_true", help="print, do not write the docs")
+    parser.add_argument("--worker", choices=("ours", "prody", "pipeline"), help=argparse.SUPPRESS)
+    parser.add_argument("--copies", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.copies, args.layouts[0], args.repeats)))
+        return
+
+    started = time.strftime("%Y-%m-%d %H:%M")
+    results = []
+    for layout in args.layouts:
+        for size in args.sizes:
+            copies = max(1, round(size / 214))
+            engines = [("ours", args.repeats, None)]
+            if not args.skip_prody_above or copies * 214 <= args.skip_prody_above:
+                engines.append(("prody", 1, args.prody_timeout))
+            if args.pipeline:
+                engines.append(("pipeline", 1, None))
+            for engine, repeats, timeout in engines:
+                result = run_worker(engine, copies, layout, repeats, timeout)
+                result["requested"] = size
+                results.append(result)
+                if "stopped_s" in result:
+                    print(
+                        f"{layout:>4} {result['nodes']:>6} nodes  {engine:>8}: stopped", flush=True
+                    )
+                    continue
+                print(
+                    f"{layout:>4} {result['nodes']:>6} nodes  {engine:>8}: "
+                    f"{result['total_s']:8.2f} s  (Hessian {result['hessian_s']:.2f} s, "
+                    f"modes {result['modes_s']:.2f} s, CPU {result['cpu_s']:.2f} s)  "
+                    f"peak {result['peak_rss_mib']:.0f} MiB",
+                    flush=True,
+                )
+    text = report(results, args, started)
+    print(text)
+    if not args.no_write:
+        from report import write_section
+
+        print(f"written to {write_section('nma_scaling', text)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Train a motion model on particle images with known poses and CTFs.
+
+SYSTEM picks the motion model; ``nma`` is the normal-mode autoencoder of seed 000: a
+CNN encoder maps each image to a shift correction and the amplitudes of the d lowest
+normal modes of MODEL; the decoder moves MODEL along the modes, rotates it by the
+particle's pose, projects it with its CTF and shift, and an L2 loss trains the encoder.
+
+PARTICLES is a RELION .star, a cryoSPARC .cs, or a stack (.mrcs/.txt) with cryoDRGN
+--poses and --ctf .pkl files (cryoDRGN stacks usually need --invert-data). MODEL is the
+reference atomic model (PDB/mmCIF) in the frame of the consensus map (see
+docs/conventions.md; --rotation-center centroid for a model centred on its centroid).
+
+RUN receives config.yaml (every setting, the version, the command line), a copy of
+MODEL, modes.npz, checkpoints/last.pt (every epoch), metrics.csv, train.log and
+latents.npz (per particle: amplitudes (N, d) Å, shifts (N, 2) Å, particle_index,
+is_test). A RUN holding another run is refused; --resume continues a stopped run from
+its last checkpoint (give only -o RUN, or more --epochs to train on). Several GPUs or
+nodes: launch the same command with torchrun (--batch-size is the global batch).
+
+The default encoder width 0.25 trains about 4,000 64-px particles x 20 epochs in under
+15 minutes on 2 CPU cores; the seed's full-width encoder is --width 1.
+
+examples:
+  cryomotion train nma particles.star reference.pdb -o run --modes 16 --epochs 20
+  cryomotion train nma particles.mrcs ref.pdb --poses poses.pkl --ctf ctf.pkl \\
+      --invert-data -o run --box 64
+  cryomotion train nma -o run --resume
+  torchrun --nproc_per_node 4 -m cryomotion.cli.main train nma particles.star ref.pdb -o run
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from cryomotion.errors import InputError
+from cryomotion.models.registry import SYSTEMS
+from cryomotion.train.config import RunConfig, load_config, with_overrides
+from cryomotion.train.run import train_run
+from cryomotion.train.run_dir import RunPaths
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("system", choices=sorted(SYSTEMS), help="motion model (nma: seed 000)")
+    parser.add_argument("particles", nargs="?", help="particles: .star, .cs, or a stack")
+    parser.add_argument("model", nargs="?", help="reference atomic model (PDB/mmCIF)")
+    parser.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder")
+    parser.add_argument("--resume", action="store_true", help="continue the run in RUN")
+    parser.add_argument("--config", metavar="YAML", help="settings file (flags override it)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--poses", help="cryoDRGN poses.pkl (with a stack as PARTICLES)")
+    data.add_argument("--ctf", help="cryoDRGN ctf.pkl (with a stack as PARTICLES)")
+    data.add_argument("--pixel-size", type=float, help="pixel size (Å) if the file has none")
+    data.add_argument("--dataset-dir", help="folder the image paths are relative to")
+    data.add_argument(
+        "--invert-data", action="store_true", default=None,
+        help="multiply the images by -1 (dark particles, e.g. cryoDRGN-style stacks)",
+    )
+    data.add_argument("--box", type=int, help="training box (px): Fourier-crop on the fly")
+    data.add_argument(
+        "--rotation-center", help="box (default: model in the consensus map frame), "
+        "centroid, or x,y,z in Å",
+    )
+    data.add_argument(
+        "--no-file-shifts", action="store_true", default=None,
+        help="ignore the file's shifts: the encoder predicts the whole shift (as in seed 000)",
+    )
+    data.add_argument("--test-fraction", type=float, help="held-out fraction (default 0.1)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--modes", type=int, help="nma: number of normal modes d (default 16)")
+    model.add_argument("--width", type=float, help="encoder filters multiplier (default 0.25)")
+    model.add_argument("--norm", choices=("group", "batch"), help="encoder normalisation")
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=int, help="epochs (default 20)")
+    training.add_argument("--batch-size", type=int, help="global batch size (default 256)")
+    training.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    training.add_argument("--seed", type=int, help="random seed (default 0)")
+    training.add_argument("--device", help="auto (default: CUDA if present), cpu, cuda:N")
+    training.add_argument("--workers", type=int, help="data-loading processes (default 1)")
+    training.add_argument(
+        "--no-mixed-precision", action="store_true", default=None,
+        help="keep the encoder in float32 on CUDA",
+    )
+    training.add_argument(
+        "--checkpoint-every", type=int, help="also checkpoint every N steps (default: epochs)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """Defaults, then --config (or, with --resume, the run's own config), then the flags."""
+    saved = RunPaths(Path(args.output)).config
+    if args.resume and saved.is_file():
+        config = load_config(saved)
+    elif args.config:
+        config = load_config(args.config)
+    else:
+        config = RunConfig(system=args.system)
+    if config.system != args.system:
+        raise InputError(f"system {args.system!r} differs from the config's {config.system!r}")
+    if not args.resume and not (args.particles and args.model) and not config.data.particles:
+        raise InputError("expected PARTICLES and MODEL (or --resume with an existing RUN)")
+    if (args.particles or args.model) and not (args.particles and args.model):
+        raise InputError("expected both PARTICLES and MODEL")
+    overrides = {
+        "reference": args.model,
+        "data.particles": args.particles,
+        "data.poses": args.poses,
+        "data.ctf": args.ctf,
+        "data.pixel_size": args.pixel_size,
+        "data.dataset_dir": args.dataset_dir,
+        "data.invert_data": args.invert_data,
+        "data.box": args.box,
+        "data.rotation_center": args.rotation_center,
+        "data.use_file_shifts": None if args.no_file_shifts is None else False,
+        "data.test_fraction": args.test_fraction,
+        "model.latent_dim": args.modes,
+        "model.width": args.width,
+        "model.norm": args.norm,
+        "training.epochs": args.epochs,
+        "training.batch_size": args.batch_size,
+        "training.lr": args.lr,
+        "training.seed": args.seed,
+        "training.device": args.device,
+        "training.workers": args.workers,
+        "training.mixed_precision": None if args.no_mixed_precision is None else False,
+        "training.checkpoint_every": args.checkpoint_every,
+    }
+    for key in ("reference", "data.particles", "data.poses", "data.ctf", "data.dataset_dir"):
+        if overrides[key]:
+            overrides[key] = str(Path(overrides[key]).expanduser().resolve())
+    return with_overrides(config, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = build_config(args)
+    command_line = shlex.join(["cryomotion", *sys.argv[1:]])
+    paths = train_run(
+        config,
+        args.output,
+        resume=args.resume,
+        command_line=command_line,
+        progress=not args.no_progress,
+    )
+    print(f"run folder: {paths.root}")
+    print(f"latents:    {paths.latents}")
+    return 0

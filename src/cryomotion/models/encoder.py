@@ -1,0 +1,139 @@
+"""The VGG-like image encoder of seed 000 and its MLP heads.
+
+The convolutional trunk has up to 5 blocks, each two 3×3 convolutions (each followed by a
+normalisation layer and a ReLU) and a 2× average pooling; the blocks have 32, 64, 128,
+256 and 512 filters times ``width``. The seed's encoder is ``width=1``; on a CPU a
+narrower one (``width=0.25``, 1/16 of the multiply-adds) trains several times faster.
+The number of blocks adapts to the box: blocks are added while the feature map stays at
+least 2×2 (5 blocks from a 64 px box up, 4 at 32 px), and maps larger than 4×4 (boxes
+over 128 px) are average-pooled to 4×4 before flattening, which bounds the heads' input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+FILTERS = (32, 64, 128, 256, 512)
+NORMS = ("batch", "group")
+HIDDEN = (512, 256)
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """Batch normalisation (the seed's) or group normalisation (per image, so the same under
+    any split of a batch across processes; groups of up to 8 channels)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(8, channels), channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"normalisation {kind!r}: expected one of {', '.join(NORMS)}")
+
+
+def n_blocks_for(box: int) -> int:
+    """Convolution blocks for a box of ``box`` px: as many (up to 5) as leave a map >= 2×2."""
+    if box < 4:
+        raise ValueError(f"box {box} px: the encoder needs images of at least 4×4 px")
+    return min(len(FILTERS), int(math.log2(box)) - 1)
+
+
+class ConvEncoder(nn.Module):
+    """Images (B, D, D) -> features (B, features), see the module docstring."""
+
+    def __init__(self, box: int, width: float = 1.0, norm: str = "batch", max_map: int = 4):
+        super().__init__()
+        if width <= 0:
+            raise ValueError(f"encoder width {width}: expected a positive multiplier")
+        layers: list[nn.Module] = []
+        channels_in = 1
+        size = box
+        for filters in FILTERS[: n_blocks_for(box)]:
+            channels = max(4, round(filters * width))
+            for _ in range(2):
+                layers += [
+                    nn.Conv2d(channels_in, channels, 3, padding=1, bias=False),
+                    norm_layer(norm, channels),
+                    nn.ReLU(inplace=True),
+                ]
+                channels_in = channels
+            layers.append(nn.AvgPool2d(2))
+            size //= 2
+        if size > max_map:
+            layers.append(nn.AdaptiveAvgPool2d(max_map))
+            size = max_map
+        self.box = box
+        self.trunk = nn.Sequential(*layers)
+        self.n_features = channels_in * size * size
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-2:] != (self.box, self.box):
+            raise ValueError(
+                f"images of shape {tuple(images.shape)}, expected (batch, {self.box}, {self.box})"
+            )
+        return self.trunk(images.unsqueeze(1)).flatten(1)
+
+
+class MLPHead(nn.Module):
+    """features (B, F) -> (B, out): hidden layers with ReLU, then a linear output layer.
+
+    The output layer starts at zero, so a fresh head predicts 0 (no shift correction, the
+    reference conformation) and learning moves away from there.
+    """
+
+    def __init__(self, n_features: int, n_out: int, hidden: tuple[int, ...] = HIDDEN):
+        super().__init__()
+        layers: list[nn.Module] = []
+        n_in = n_features
+        for n_hidden in hidden:
+            layers += [nn.Linear(n_in, n_hidden), nn.ReLU(inplace=True)]
+            n_in = n_hidden
+        output = nn.Linear(n_in, n_out)
+        nn.init.zeros_(output.weight)
+        nn.init.zeros_(output.bias)
+        layers.append(output)
+        self.mlp = nn.Sequential(*layers)
+        self.n_out = n_out
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mlp(features)
+
+
+class ImageEncoder(nn.Module):
+    """Images (B, D, D) -> named outputs, one MLP head each on the shared CNN features.
+
+    ``outputs`` maps a name to its size, e.g. ``{"shifts": 2, "latents": 16}`` for seed
+    000. A head of size 0 is skipped and its output is an empty (B, 0) tensor.
+    """
+
+    def __init__(
+        self,
+        box: int,
+        outputs: dict[str, int],
+        width: float = 1.0,
+        norm: str = "batch",
+        hidden: tuple[int, ...] = HIDDEN,
+    ):
+        super().__init__()
+        self.features = ConvEncoder(box, width=width, norm=norm)
+        self.sizes = dict(outputs)
+        self.heads = nn.ModuleDict(
+            {
+                name: MLPHead(self.features.n_features, size, tuple(hidden))
+                for name, size in outputs.items()
+                if size > 0
+            }
+        )
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.features(images)
+        return {
+            name: self.heads[name](features)
+            if name in self.heads
+            else features.new_zeros(features.shape[0], 0)
+            for name in self.sizes
+        }

@@ -1,0 +1,79 @@
+"""Seed 000, the NMA autoencoder: amplitudes of d normal modes of the reference model.
+
+The run folder keeps ``modes.npz`` (the reference model's ANM modes, all atoms, computed
+once by ``prepare``), so the deformation is rebuilt from the run alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryomotion.deform.normal_modes import NormalModeDeformation
+from cryomotion.dynamics.anm import DEFAULT_KERNEL_WIDTH, compute_normal_modes
+from cryomotion.dynamics.modes import NormalModes
+from cryomotion.errors import InputError
+from cryomotion.models.registry import System
+from cryomotion.structure.model import AtomicModel
+
+log = logging.getLogger(__name__)
+
+MODES_FILE = "modes.npz"
+
+
+@dataclass
+class NormalModeSettings:
+    """Elastic network of the reference model (see ``dynamics.anm.compute_normal_modes``)."""
+
+    nodes: str = "ca"  # "ca", "centroid" or "heavy"
+    cutoff: float = 15.0  # Å, spring cutoff
+    gamma: float = 1.0
+    distance_exponent: float = 0.0
+    kernel_width: float = DEFAULT_KERNEL_WIDTH  # Å, coarse-grained -> all-atom interpolation
+    mass_weighted: bool = False
+
+
+def prepare(
+    reference: AtomicModel, latent_dim: int, settings: NormalModeSettings, run_dir: Path
+) -> None:
+    """Compute the ``latent_dim`` lowest modes of ``reference`` into ``run_dir/modes.npz``."""
+    path = Path(run_dir) / MODES_FILE
+    if path.is_file():
+        return
+    log.info("computing %d normal modes of the reference model", latent_dim)
+    modes = compute_normal_modes(
+        reference,
+        n_modes=latent_dim,
+        nodes=settings.nodes,
+        cutoff=settings.cutoff,
+        gamma=settings.gamma,
+        distance_exponent=settings.distance_exponent,
+        kernel_width=settings.kernel_width,
+        mass_weighted=settings.mass_weighted,
+    )
+    modes.save(path)
+
+
+def build_deformation(
+    reference: AtomicModel, latent_dim: int, settings: NormalModeSettings, run_dir: Path
+) -> NormalModeDeformation:
+    """The deformation along the first ``latent_dim`` modes of ``run_dir/modes.npz``."""
+    path = Path(run_dir) / MODES_FILE
+    modes = NormalModes.load(path)
+    if modes.n_modes < latent_dim or modes.n_atoms != reference.n_atoms:
+        raise InputError(
+            f"{path}: {modes.n_modes} modes of {modes.n_atoms} atoms, expected "
+            f"{latent_dim} modes of the reference model's {reference.n_atoms} atoms"
+        )
+    return NormalModeDeformation(reference.coords, modes.vectors[:latent_dim])
+
+
+SYSTEM = System(
+    name="nma",
+    summary="normal-mode autoencoder (seed 000): amplitudes of d ANM modes per particle",
+    settings_class=NormalModeSettings,
+    latent_name="amplitudes",
+    prepare=prepare,
+    build_deformation=build_deformation,
+)

@@ -1,0 +1,245 @@
+"""Typed run configuration, saved as YAML next to every run.
+
+A run's ``config.yaml`` holds the cryomotion version, the time, the command line and
+every setting, in four sections plus the system name and the reference model:
+
+    system: nma
+    reference: ref.pdb
+    data:        particles, poses/CTF files, box, ...      (DataConfig)
+    model:       latent dimension, encoder width, ...      (ModelConfig)
+    deformation: the system's own settings                 (the system's settings class)
+    training:    epochs, batch size, learning rate, ...    (TrainingConfig)
+
+Reading a config is strict: an unknown key or a value of the wrong type is an
+``InputError`` naming it. Command-line flags override a loaded config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cryomotion import __version__
+from cryomotion.atomic_write import atomic_path
+from cryomotion.errors import InputError
+from cryomotion.models.registry import get_system
+
+
+@dataclass
+class DataConfig:
+    """Where the particles are and how to present them to the encoder."""
+
+    particles: str = ""  # .star, .cs, or a stack (.mrcs/.txt) with poses/ctf pkl files
+    poses: str | None = None  # cryoDRGN poses.pkl
+    ctf: str | None = None  # cryoDRGN ctf.pkl
+    pixel_size: float | None = None  # Å/px, where the particle file has none
+    dataset_dir: str | None = None  # folder the image paths are relative to
+    invert_data: bool = False  # multiply images by -1 (dark particles, cryoDRGN stacks)
+    box: int | None = None  # training box (px): Fourier-crop the images on the fly
+    rotation_center: str = "box"  # "box", "centroid" or "x,y,z" (Å) of the reference model
+    use_file_shifts: bool = True  # start from the particle file's shifts, predict corrections
+    test_fraction: float = 0.1  # held out from training (seed 000: 10 %)
+
+
+@dataclass
+class ModelConfig:
+    """The encoder and the latent space."""
+
+    latent_dim: int = 16  # d (for nma: the number of normal modes); 0 = rigid, shifts only
+    width: float = 0.25  # filters multiplier of the VGG-like encoder (seed: 1.0)
+    norm: str = "group"  # "group" or "batch" (seed; SyncBatchNorm under DDP on CUDA)
+    hidden: list[int] = field(default_factory=lambda: [512, 256])  # MLP head sizes
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation and execution."""
+
+    epochs: int = 20
+    batch_size: int = 256  # global: split evenly across processes under torchrun
+    lr: float = 1e-3  # Adam learning rate
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1"
+    workers: int = 1  # data-loading worker processes per training process
+    mixed_precision: bool = True  # bf16 autocast for the encoder on CUDA
+    checkpoint_every: int = 0  # also checkpoint every N steps within an epoch (0: epochs only)
+
+
+@dataclass
+class RunConfig:
+    """Every setting of a training run."""
+
+    system: str = "nma"
+    reference: str = ""  # reference atomic model as given (the run keeps a copy)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    deformation: Any = None  # the system's settings dataclass; its defaults when None
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def __post_init__(self) -> None:
+        if self.deformation is None:
+            self.deformation = get_system(self.system).settings_class()
+
+
+# Settings a resumed run may change; any other difference means a different run.
+RESUMABLE = frozenset(
+    {"training.epochs", "training.workers", "training.device", "training.checkpoint_every"}
+)
+
+
+def config_to_dict(config: RunConfig) -> dict:
+    """The config as plain YAML-able data."""
+    return dataclasses.asdict(config)
+
+
+def _check_value(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_value(value, option, where)
+            except InputError as err:
+                errors.append(err)
+        raise errors[0]
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"setting {where}: {value!r} is not a list")
+        return [_check_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"setting {where}: {value!r} is not true/false")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"setting {where}: {value!r} is not an integer")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"setting {where}: {value!r} is not a number")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise InputError(f"setting {where}: {value!r} is not a string")
+        return value
+    if dataclasses.is_dataclass(annotation):
+        return dataclass_from_dict(annotation, value, where)
+    return value
+
+
+def dataclass_from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """An instance of dataclass ``cls`` from ``data``; unknown keys and bad types raise."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise InputError(f"setting {where or cls.__name__}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise InputError(
+            f"unknown setting {prefix}{unknown[0]} (expected one of {', '.join(sorted(names))})"
+        )
+    values = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        if name == "deformation" and cls is RunConfig:
+            continue
+        values[name] = _check_value(value, hints[name], key)
+    if cls is RunConfig:
+        system = get_system(values.get("system", "nma"))
+        settings = data.get("deformation")
+        values["deformation"] = dataclass_from_dict(
+            system.settings_class, {} if settings is None else settings, "deformation"
+        )
+    return cls(**values)
+
+
+def config_from_dict(data: dict) -> RunConfig:
+    """A ``RunConfig`` from a dict: the saved file's ``config`` section or a bare config."""
+    return dataclass_from_dict(RunConfig, data)
+
+
+def save_config(config: RunConfig, path: str | Path, command_line: str = "") -> Path:
+    """Write ``config`` with the version, the time and the command line (atomically)."""
+    record = {
+        "cryomotion_version": __version__,
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command_line": command_line,
+        "config": config_to_dict(config),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(record, sort_keys=False))
+    return path
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a config written by ``save_config``, or a YAML file of bare settings."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such config file") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of settings")
+    if "config" in data:
+        data = data["config"]
+    try:
+        return config_from_dict(data)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested settings as ``{"section.key": value}``."""
+    flat = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_differences(a: RunConfig, b: RunConfig, ignore=RESUMABLE) -> list[str]:
+    """Dotted names of the settings that differ between ``a`` and ``b``, except ``ignore``."""
+    flat_a, flat_b = flatten(config_to_dict(a)), flatten(config_to_dict(b))
+    return sorted(
+        key
+        for key in set(flat_a) | set(flat_b)
+        if key not in ignore and flat_a.get(key) != flat_b.get(key)
+    )
+
+
+def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """A copy of ``config`` with ``{"section.key": value}`` settings replaced (None: keep)."""
+    data = config_to_dict(config)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        *sections, name = key.split(".")
+        target = data
+        for section in sections:
+            target = target[section]
+        if name not in target:
+            raise InputError(f"unknown setting {key}")
+        target[name] = value
+    return config_from_dict(data)

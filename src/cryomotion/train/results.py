@@ -1,0 +1,164 @@
+"""A finished training run read back, and its per-particle atomic models.
+
+Only the run folder is needed: its config, its copy of the reference model, what the
+system prepared (e.g. ``modes.npz``), the last checkpoint (for a deformation with learned
+parameters) and ``latents.npz``.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cryomotion.atomic_write import atomic_path
+from cryomotion.deform.base import Deformation
+from cryomotion.errors import InputError
+from cryomotion.models.registry import get_system
+from cryomotion.structure.io import read_model, write_models
+from cryomotion.structure.model import AtomicModel
+from cryomotion.train.checkpoint import load_checkpoint
+from cryomotion.train.config import RunConfig, load_config
+from cryomotion.train.run_dir import RunPaths
+
+log = logging.getLogger(__name__)
+
+MODEL_SUFFIXES = (".pdb", ".cif", ".mmcif")
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedRun:
+    """What a run learned.
+
+    Attributes
+    ----------
+    paths : the run folder's files.
+    config : its settings.
+    reference : the reference model (atoms in the order every output uses).
+    latents : (N, d) per-particle latents (for ``nma`` the mode ``amplitudes``, Å).
+    shifts : (N, 2) Å; particle_index : (N,); is_test : (N,) bool.
+    deformation : latents (B, d) -> coords (B, atoms, 3) Å, on the CPU, in eval mode.
+    """
+
+    paths: RunPaths
+    config: RunConfig
+    reference: AtomicModel
+    latents: np.ndarray
+    shifts: np.ndarray
+    particle_index: np.ndarray
+    is_test: np.ndarray
+    deformation: Deformation
+
+    @property
+    def n_particles(self) -> int:
+        return len(self.particle_index)
+
+
+def load_run(run_dir: str | Path) -> TrainedRun:
+    """Read a finished run; ``InputError`` if the folder lacks what a finished run holds."""
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.is_file():
+        raise InputError(f"{run_dir}: no config.yaml (expected a folder written by 'train')")
+    config = load_config(paths.config)
+    system = get_system(config.system)
+    if not paths.latents.is_file():
+        raise InputError(
+            f"{paths.latents}: missing (the run has not finished; resume it with --resume)"
+        )
+    with np.load(paths.latents, allow_pickle=False) as data:
+        try:
+            latents = data[system.latent_name]
+            shifts, index, is_test = data["shifts"], data["particle_index"], data["is_test"]
+        except KeyError as err:
+            raise InputError(f"{paths.latents}: no array {err} (expected a latents file)") from None
+    reference = read_model(paths.reference)
+    deformation = system.build_deformation(
+        reference, config.model.latent_dim, config.deformation, paths.root
+    )
+    if paths.checkpoint.is_file():
+        state = load_checkpoint(paths.checkpoint)["model"]
+        prefix = "deformation."
+        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        deformation.load_state_dict(own)
+    deformation.eval()
+    return TrainedRun(paths, config, reference, latents, shifts, index, is_test, deformation)
+
+
+@torch.no_grad()
+def particle_coords(
+    run: TrainedRun, indices: np.ndarray, batch_size: int = 256
+) -> np.ndarray:
+    """(n, atoms, 3) float32 Å: the deformed reference model of each particle in ``indices``."""
+    indices = np.asarray(indices, dtype=np.int64)
+    parts = [
+        _coords_batch(run, indices[start : start + batch_size])
+        for start in range(0, len(indices), batch_size)
+    ]
+    if not parts:
+        return np.zeros((0, run.reference.n_atoms, 3), dtype=np.float32)
+    return np.concatenate(parts)
+
+
+@torch.no_grad()
+def _coords_batch(run: TrainedRun, indices: np.ndarray) -> np.ndarray:
+    latents = torch.as_tensor(run.latents[indices], dtype=torch.float32)
+    return run.deformation(latents).coords.numpy().astype(np.float32)
+
+
+def _write_npz_streamed(
+    path: Path, run: TrainedRun, indices: np.ndarray, batch_size: int
+) -> None:
+    """An .npz with ``coords`` (n, atoms, 3) float32 and ``indices`` (n,), written batch by
+    batch (memory stays one batch for any number of particles)."""
+    shape = (len(indices), run.reference.n_atoms, 3)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
+              "shape": shape}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with zf.open("coords.npy", "w", force_zip64=True) as handle:
+            np.lib.format.write_array_header_2_0(handle, header)
+            for start in range(0, len(indices), batch_size):
+                coords = particle_coords(run, indices[start : start + batch_size], batch_size)
+                handle.write(np.ascontiguousarray(coords, dtype="<f4").tobytes())
+        with zf.open("indices.npy", "w") as handle:
+            np.lib.format.write_array(handle, np.asarray(indices, dtype=np.int64))
+
+
+def export_models(
+    run: TrainedRun | str | Path,
+    output: str | Path,
+    indices: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> Path:
+    """Write the atomic models of the particles ``indices`` (default: all) of a run
+    (a ``TrainedRun`` or its folder).
+
+    ``output`` ending in .pdb, .cif or .mmcif: a multi-model file, one model per particle
+    in the order of ``indices``; ending in .npz: ``coords`` (n, atoms, 3) float32 Å and
+    ``indices`` (n,). Atoms are the reference model's, in its order; coordinates are in
+    the reference model's frame. Written atomically.
+    """
+    run = run if isinstance(run, TrainedRun) else load_run(run)
+    output = Path(output)
+    indices = np.arange(run.n_particles) if indices is None else np.asarray(indices, np.int64)
+    if len(indices) == 0:
+        raise InputError("no particles selected (expected at least one index)")
+    if indices.min() < 0 or indices.max() >= run.n_particles:
+        raise InputError(f"particle index out of range (the run has {run.n_particles})")
+    suffix = output.suffix.lower()
+    if suffix == ".npz":
+        with atomic_path(output) as tmp:
+            _write_npz_streamed(tmp, run, indices, batch_size)
+    elif suffix in MODEL_SUFFIXES:
+        if len(indices) > 10000:
+            log.warning("writing %d models into one %s file; .npz is far more compact",
+                        len(indices), suffix)
+        write_models(output, run.reference, particle_coords(run, indices, batch_size))
+    else:
+        raise InputError(
+            f"{output}: unknown format (expected .pdb, .cif, .mmcif or .npz)"
+        )
+    return output

@@ -1,0 +1,225 @@
+"""A training run from a config: run folder, data, model, trainer, latents.
+
+``train_run`` is what ``cryomotion train`` calls; under ``torchrun`` every process calls
+it and rank 0 writes the run folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cryomotion.atomic_write import atomic_path
+from cryomotion.data.dataset import ParticleDataset
+from cryomotion.data.poses import resolve_rotation_center
+from cryomotion.data.readers import read_particles
+from cryomotion.errors import InputError
+from cryomotion.imaging.renderer import AtomRenderer
+from cryomotion.models.autoencoder import MotionAutoencoder
+from cryomotion.models.encoder import NORMS, ImageEncoder
+from cryomotion.models.registry import get_system
+from cryomotion.structure.io import read_model
+from cryomotion.train.config import RunConfig, save_config
+from cryomotion.train.distributed import (
+    DistributedContext,
+    barrier,
+    broadcast_object,
+    init_distributed,
+    shutdown,
+)
+from cryomotion.train.run_dir import RunPaths, check_run_folder, copy_reference
+from cryomotion.train.split import split_particles
+from cryomotion.train.trainer import Trainer
+
+log = logging.getLogger("cryomotion")
+
+
+def _absolute(path: str | None) -> str | None:
+    return str(Path(path).expanduser().resolve()) if path else path
+
+
+def resolve_paths(config: RunConfig) -> RunConfig:
+    """The config with its input files as absolute paths (so a run resumes from anywhere)."""
+    data = config.data
+    data = replace(
+        data,
+        particles=_absolute(data.particles),
+        poses=_absolute(data.poses),
+        ctf=_absolute(data.ctf),
+        dataset_dir=_absolute(data.dataset_dir),
+    )
+    return replace(config, reference=_absolute(config.reference), data=data)
+
+
+def check_config(config: RunConfig) -> None:
+    """``InputError`` for settings no run can use."""
+    checks = [
+        (config.model.latent_dim >= 0, f"latent dimension {config.model.latent_dim} < 0"),
+        (config.model.width > 0, f"--width {config.model.width}: expected > 0"),
+        (config.model.norm in NORMS, f"norm {config.model.norm!r}: expected one of {NORMS}"),
+        (config.training.epochs >= 0, f"--epochs {config.training.epochs}: expected >= 0"),
+        (config.training.batch_size >= 1, f"--batch-size {config.training.batch_size} < 1"),
+        (config.training.lr > 0, f"--lr {config.training.lr}: expected > 0"),
+        (config.data.box is None or config.data.box >= 8, f"--box {config.data.box} < 8 px"),
+        (bool(config.data.particles), "no particle file given"),
+        (bool(config.reference), "no reference model given"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise InputError(message)
+
+
+def build_model(
+    config: RunConfig, paths: RunPaths, dataset: ParticleDataset, table_box: int,
+    table_pixel_size: float,
+) -> MotionAutoencoder:
+    """Encoder, deformation (from the run folder) and renderer for ``config``."""
+    system = get_system(config.system)
+    reference = read_model(paths.reference)
+    center = resolve_rotation_center(
+        config.data.rotation_center, reference, table_box, table_pixel_size
+    )
+    renderer = AtomRenderer.from_model(
+        reference, dataset.box, dataset.pixel_size, rotation_center=center
+    )
+    deformation = system.build_deformation(
+        reference, config.model.latent_dim, config.deformation, paths.root
+    )
+    torch.manual_seed(config.training.seed)
+    encoder = ImageEncoder(
+        dataset.box,
+        {"shifts": 2, "latents": config.model.latent_dim},
+        width=config.model.width,
+        norm=config.model.norm,
+        hidden=tuple(config.model.hidden),
+    )
+    return MotionAutoencoder(
+        encoder, deformation, renderer, mixed_precision=config.training.mixed_precision
+    )
+
+
+def _prepare_folder(
+    config: RunConfig, paths: RunPaths, resume: bool, command_line: str
+) -> bool:
+    """Rank 0: check the folder, copy the reference, prepare the system, save the config."""
+    resumed = check_run_folder(paths, config, resume)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if not resumed:
+        copy_reference(config.reference, paths)
+    save_config(config, paths.config, command_line)
+    reference = read_model(paths.reference)
+    get_system(config.system).prepare(
+        reference, config.model.latent_dim, config.deformation, paths.root
+    )
+    return resumed
+
+
+def write_latents(
+    path: Path, predictions: dict[str, np.ndarray], n_particles: int, test: np.ndarray,
+    latent_name: str,
+) -> Path:
+    """``latents.npz``: ``latent_name`` (N, d), ``shifts`` (N, 2) Å, ``particle_index`` (N,),
+    ``is_test`` (N,) bool, in particle order."""
+    order = np.argsort(predictions["index"], kind="stable")
+    index = predictions["index"][order]
+    if not np.array_equal(index, np.arange(n_particles)):
+        raise RuntimeError("inference did not return every particle exactly once")
+    is_test = np.zeros(n_particles, dtype=bool)
+    is_test[test] = True
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            **{latent_name: predictions["latents"][order]},
+            shifts=predictions["shifts"][order],
+            particle_index=index,
+            is_test=is_test,
+        )
+    return path
+
+
+def train_run(
+    config: RunConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    command_line: str = "",
+    progress: bool = True,
+    context: DistributedContext | None = None,
+) -> RunPaths:
+    """Train ``config`` into ``run_dir`` (see ``run_dir.RunPaths`` for what it holds).
+
+    With ``resume`` a run already in ``run_dir`` continues from its last checkpoint (a
+    finished run with more ``epochs`` trains on). Refuses a folder holding a different
+    run. Returns the run's paths.
+    """
+    config = resolve_paths(config)
+    check_config(config)
+    paths = RunPaths(Path(run_dir).resolve())
+    own_context = context is None
+    context = context or init_distributed(config.training.device)
+    handler = None
+    try:
+        error = None
+        if context.is_main:
+            try:
+                _prepare_folder(config, paths, resume, command_line)
+            except InputError as err:
+                error = str(err)
+        error = broadcast_object(context, error)
+        if error:
+            raise InputError(error)
+        if context.is_main:
+            handler = logging.FileHandler(paths.log)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            log.addHandler(handler)
+            if log.getEffectiveLevel() > logging.INFO:
+                log.setLevel(logging.INFO)
+            log.info("run %s: %s", paths.root, command_line or "(library call)")
+        system = get_system(config.system)
+        table = read_particles(
+            config.data.particles,
+            poses=config.data.poses,
+            ctf=config.data.ctf,
+            pixel_size=config.data.pixel_size,
+            dataset_dir=config.data.dataset_dir,
+        )
+        dataset = ParticleDataset(
+            table, box=config.data.box, invert_contrast=config.data.invert_data
+        )
+        model = build_model(config, paths, dataset, table.box_size, table.single_pixel_size)
+        train, test = split_particles(len(dataset), config.data.test_fraction, config.training.seed)
+        if context.is_main:
+            log.info(
+                "%d particles (%d train, %d test), box %d px at %.4g Å/px, %d latent dimensions, "
+                "device %s, %d process(es)",
+                len(dataset), len(train), len(test), dataset.box, dataset.pixel_size,
+                config.model.latent_dim, context.device, context.world_size,
+            )
+        trainer = Trainer(
+            model,
+            dataset,
+            train,
+            test,
+            config.training,
+            context=context,
+            checkpoint_path=paths.checkpoint,
+            metrics_path=paths.metrics,
+            use_file_shifts=config.data.use_file_shifts,
+            progress=progress,
+        )
+        trainer.fit(resume=resume)
+        predictions = trainer.predict(np.arange(len(dataset)))
+        if context.is_main:
+            write_latents(paths.latents, predictions, len(dataset), test, system.latent_name)
+            log.info("wrote %s", paths.latents)
+        barrier(context)
+        return paths
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+        if own_context:
+            shutdown(context)

@@ -1,0 +1,329 @@
+"""The training loop shared by every system.
+
+Adam on the image loss plus the deformation's regularisation; a seeded
+``DistributedSampler`` orders each epoch (``set_epoch``), so one process and N torchrun
+processes with the same global batch see the same batches; checkpoints after every epoch
+(and optionally every N steps) hold the model, the optimizer, the random generator
+states and the position in the epoch, so a killed run resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from cryomotion.errors import InputError
+from cryomotion.models.autoencoder import MotionAutoencoder
+from cryomotion.train.checkpoint import (
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from cryomotion.train.config import TrainingConfig
+from cryomotion.train.distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    barrier,
+    gather_arrays,
+)
+from cryomotion.train.losses import image_l2
+from cryomotion.train.metrics import MetricsLog
+
+log = logging.getLogger(__name__)
+
+
+def _batches(indices: np.ndarray, size: int) -> list[list[int]]:
+    return [indices[i : i + size].tolist() for i in range(0, len(indices), size)]
+
+
+class Trainer:
+    """Trains a ``MotionAutoencoder`` on the particles ``train_indices`` of ``dataset``.
+
+    ``dataset`` items are dicts with ``image`` (D, D), ``rotation`` (3, 3), ``shift`` (2,)
+    Å, ``ctf`` (8,) and ``index``. ``settings.batch_size`` is the global batch, split
+    evenly across the processes of ``context``. Rank 0 writes ``checkpoint_path`` and
+    ``metrics_path`` (either may be None). ``on_step(epoch, batch)`` is called after each
+    optimizer step (epoch and batch counted from 0).
+    """
+
+    def __init__(
+        self,
+        model: MotionAutoencoder,
+        dataset: Dataset,
+        train_indices: np.ndarray,
+        test_indices: np.ndarray,
+        settings: TrainingConfig,
+        context: DistributedContext | None = None,
+        checkpoint_path: str | Path | None = None,
+        metrics_path: str | Path | None = None,
+        use_file_shifts: bool = True,
+        progress: bool = True,
+        on_step: Callable[[int, int], None] | None = None,
+    ):
+        self.context = context or DistributedContext()
+        self.settings = settings
+        world = self.context.world_size
+        if settings.batch_size < world or settings.batch_size % world:
+            raise InputError(
+                f"--batch-size {settings.batch_size}: expected a multiple of the {world} "
+                "training processes"
+            )
+        if len(train_indices) == 0:
+            raise InputError("no particles to train on (expected a non-empty training set)")
+        self.local_batch = settings.batch_size // world
+        self.dataset = dataset
+        self.train_indices = np.asarray(train_indices, dtype=np.int64)
+        self.test_indices = np.asarray(test_indices, dtype=np.int64)
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.metrics = MetricsLog(metrics_path) if metrics_path else None
+        self.use_file_shifts = use_file_shifts
+        self.progress = progress and self.context.is_main
+        self.on_step = on_step
+
+        device = self.context.device
+        self.module = model.to(device)
+        self.model: torch.nn.Module = self.module
+        if self.context.distributed:
+            if device.type == "cuda":
+                self.module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.module)
+            elif any(isinstance(m, torch.nn.BatchNorm2d) for m in self.module.modules()):
+                log.warning(
+                    "batch normalisation under DDP on the CPU uses per-process statistics "
+                    "(SyncBatchNorm needs CUDA); use norm 'group' for the exact global batch"
+                )
+            self.model = DistributedDataParallel(
+                self.module, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=settings.lr)
+        self.sampler = DistributedSampler(
+            range(len(self.train_indices)),
+            num_replicas=world,
+            rank=self.context.rank,
+            shuffle=True,
+            seed=settings.seed,
+        )
+        self.epoch = 0  # completed epochs
+        self.batch = 0  # batches done in the current epoch
+        self.loss_sum = 0.0  # this process's summed per-image loss in the current epoch
+        self.loss_count = 0
+        self.elapsed = 0.0  # seconds of training before this process started (resumed runs)
+
+    # -- data -------------------------------------------------------------------------
+    def _loader(self, batches: list[list[int]], seed: int) -> DataLoader:
+        workers = max(0, self.settings.workers)
+        return DataLoader(
+            self.dataset,
+            batch_sampler=batches,
+            num_workers=workers,
+            pin_memory=self.context.device.type == "cuda",
+            generator=torch.Generator().manual_seed(seed),
+            persistent_workers=False,
+            prefetch_factor=4 if workers else None,
+        )
+
+    def _to_device(self, batch: dict) -> dict:
+        device = self.context.device
+        moved = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        if not self.use_file_shifts:
+            moved["shift"] = torch.zeros_like(moved["shift"])
+        return moved
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """This process's batches (dataset indices) of ``epoch``, in order."""
+        self.sampler.set_epoch(epoch)
+        order = self.train_indices[np.fromiter(iter(self.sampler), dtype=np.int64)]
+        return _batches(order, self.local_batch)
+
+    # -- checkpoints ------------------------------------------------------------------
+    def save(self) -> None:
+        """Rank 0: write the checkpoint (atomically)."""
+        if not (self.context.is_main and self.checkpoint_path):
+            return
+        save_checkpoint(
+            self.checkpoint_path,
+            epoch=self.epoch,
+            batch=self.batch,
+            model=self.module.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            progress={
+                "loss_sum": self.loss_sum,
+                "loss_count": self.loss_count,
+                "elapsed": self.elapsed,
+            },
+            **rng_state(),
+        )
+
+    def restore(self) -> bool:
+        """Continue from the checkpoint if there is one; True if it was loaded."""
+        if not (self.checkpoint_path and self.checkpoint_path.is_file()):
+            return False
+        payload = load_checkpoint(self.checkpoint_path, map_location=self.context.device)
+        self.module.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.epoch, self.batch = int(payload["epoch"]), int(payload["batch"])
+        progress = payload["progress"]
+        self.loss_sum = float(progress["loss_sum"])
+        self.loss_count = int(progress["loss_count"])
+        self.elapsed = float(progress["elapsed"])
+        payload["rng"] = payload["rng"].cpu()
+        restore_rng_state(payload)
+        if self.context.distributed and self.loss_count:
+            # the running sums are rank 0's; keep per-process sums from here on
+            self.loss_sum, self.loss_count = 0.0, 0
+        log.info("resumed from %s at epoch %d, batch %d", self.checkpoint_path, self.epoch + 1,
+                 self.batch)
+        return True
+
+    # -- training ---------------------------------------------------------------------
+    def step(self, batch: dict) -> torch.Tensor:
+        """One optimizer step on a batch; returns the per-image losses (B,), detached."""
+        batch = self._to_device(batch)
+        output = self.model(batch["image"], batch["rotation"], batch["shift"], batch["ctf"])
+        losses = image_l2(output.images, batch["image"])
+        loss = losses.mean()
+        for term in output.regularization.values():
+            loss = loss + term
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return losses.detach()
+
+    def fit(self, resume: bool = False) -> list[dict[str, float]]:
+        """Train up to ``settings.epochs`` epochs; returns the metrics rows of this call."""
+        if resume:
+            self.restore()
+        if self.metrics is not None and self.context.is_main:
+            self.metrics.load(self.epoch)
+        epochs = self.settings.epochs
+        n_train = len(self.train_indices)
+        history: list[dict[str, float]] = []
+        bar = tqdm(
+            total=max(0, epochs - self.epoch) * n_train,
+            initial=0,
+            unit="img",
+            unit_scale=True,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        try:
+            while self.epoch < epochs:
+                history.append(self._train_epoch(bar))
+        finally:
+            bar.close()
+        return history
+
+    def _train_epoch(self, bar: tqdm) -> dict[str, float]:
+        epoch, epochs = self.epoch, self.settings.epochs
+        world = self.context.world_size
+        batches = self.epoch_batches(epoch)
+        skip = self.batch
+        if skip:
+            bar.update(min(len(self.train_indices), skip * self.settings.batch_size))
+        bar.set_description(f"epoch {epoch + 1}/{epochs}")
+        self.module.train()
+        start = mark = time.perf_counter()
+        seen = 0
+        loader = self._loader(batches[skip:], seed=self.settings.seed * 100003 + epoch)
+        for batch in loader:
+            losses = self.step(batch)
+            self.loss_sum += float(losses.sum())
+            self.loss_count += len(losses)
+            self.batch += 1
+            seen += len(losses) * world
+            bar.update(len(losses) * world)
+            bar.set_postfix(loss=f"{self.loss_sum / self.loss_count:.4g}", refresh=False)
+            if self.on_step is not None:
+                self.on_step(epoch, self.batch - 1)
+            every = self.settings.checkpoint_every
+            if every and self.batch % every == 0 and self.batch < len(batches):
+                now = time.perf_counter()
+                self.elapsed += now - mark
+                mark = now
+                self.save()
+        train_seconds = time.perf_counter() - start
+        loss_sum, loss_count = all_reduce_sum(self.context, [self.loss_sum, self.loss_count])
+        test = self.evaluate(self.test_indices)
+        end = time.perf_counter()
+        epoch_seconds = end - start
+        self.elapsed += end - mark
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(loss_count, 1),
+            "test_loss": test,
+            "particles_per_s": seen / max(train_seconds, 1e-9),
+            "epoch_seconds": epoch_seconds,
+            "elapsed_seconds": self.elapsed,
+        }
+        self.epoch, self.batch = epoch + 1, 0
+        self.loss_sum, self.loss_count = 0.0, 0
+        self.save()
+        if self.context.is_main:
+            if self.metrics is not None:
+                self.metrics.append(row)
+            log.info(
+                "epoch %d/%d  train loss %.6g  test loss %.6g  %.1f particles/s  %.1f s",
+                epoch + 1, epochs, row["train_loss"], row["test_loss"],
+                row["particles_per_s"], epoch_seconds,
+            )
+        barrier(self.context)
+        return row
+
+    # -- inference --------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, indices: np.ndarray) -> float:
+        """Mean per-image loss over ``indices`` (all processes); NaN for none."""
+        if len(indices) == 0:
+            return float("nan")
+        result = self.predict(indices, render=True, gather=False)
+        total, count = all_reduce_sum(
+            self.context, [float(result["loss"].sum()), float(len(result["loss"]))]
+        )
+        return total / count if count else float("nan")
+
+    @torch.no_grad()
+    def predict(
+        self, indices: np.ndarray, render: bool = False, gather: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Latents and shifts of the particles ``indices`` (and their loss with ``render``).
+
+        Each process handles ``indices[rank::world]``; with ``gather`` the results are
+        collected on rank 0 (in rank order, with ``index`` telling which particle is which;
+        other ranks get {}). Keys: ``latents`` (N, d), ``shifts`` (N, 2) Å, ``index`` (N,)
+        and ``loss`` (N,) with ``render``.
+        """
+        was_training = self.module.training
+        self.module.eval()
+        mine = np.asarray(indices, dtype=np.int64)[self.context.rank :: self.context.world_size]
+        parts: dict[str, list[np.ndarray]] = {"latents": [], "shifts": [], "index": []}
+        if render:
+            parts["loss"] = []
+        loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
+        for batch in loader:
+            batch = self._to_device(batch)
+            if render:
+                output = self.module(batch["image"], batch["rotation"], batch["shift"], batch["ctf"])
+                encoded = output.encoded
+                parts["loss"].append(image_l2(output.images, batch["image"]).cpu().numpy())
+            else:
+                encoded = self.module.encode(batch["image"], batch["shift"])
+            parts["latents"].append(encoded.latents.cpu().numpy())
+            parts["shifts"].append(encoded.shifts.cpu().numpy())
+            parts["index"].append(batch["index"].cpu().numpy())
+        self.module.train(was_training)
+        d = self.module.deformation.latent_dim
+        empty = {"latents": (0, d), "shifts": (0, 2), "index": (0,), "loss": (0,)}
+        arrays = {
+            key: np.concatenate(value) if value else np.zeros(empty[key])
+            for key, value in parts.items()
+        }
+        arrays["index"] = arrays["index"].astype(np.int64)
+        return gather_arrays(self.context, arrays) if gather else arrays

@@ -1,0 +1,68 @@
+"""The normal-mode deformation against NormalModes.conformations and its unit convention."""
+
+import numpy as np
+import pytest
+import torch
+
+from cryomotion.deform.base import Deformation
+from cryomotion.deform.normal_modes import NormalModeDeformation
+from cryomotion.dynamics.anm import compute_normal_modes
+from cryomotion.structure.io import read_model
+
+
+@pytest.fixture(scope="module")
+def adk_modes(adk_open_path):
+    model = read_model(adk_open_path)
+    return model, compute_normal_modes(model, n_modes=4)
+
+
+def test_matches_numpy_conformations(adk_modes):
+    model, modes = adk_modes
+    deformation = NormalModeDeformation(model.coords, modes.vectors)
+    amplitudes = np.random.default_rng(0).normal(0, 30, size=(5, 4))
+    coords = deformation(torch.as_tensor(amplitudes, dtype=torch.float32)).coords
+    expected = modes.conformations(amplitudes)
+    assert isinstance(deformation, Deformation)
+    assert coords.shape == (5, model.n_atoms, 3)
+    np.testing.assert_allclose(coords.numpy(), expected, atol=1e-3)
+
+
+def test_latent_scale_is_one_angstrom_rms(adk_modes):
+    model, modes = adk_modes
+    deformation = NormalModeDeformation(model.coords, modes.vectors)
+    amplitudes = torch.zeros(1, 4)
+    amplitudes[0, 2] = deformation.latent_scale
+    displacement = deformation(amplitudes).coords[0].numpy() - model.coords
+    rms = np.sqrt((displacement**2).sum(axis=1).mean())
+    assert rms == pytest.approx(1.0, rel=1e-4)
+
+
+def test_zero_modes_is_the_rigid_reference(adk_modes):
+    model, _ = adk_modes
+    deformation = NormalModeDeformation(model.coords, np.zeros((0, model.n_atoms, 3)))
+    assert deformation.latent_dim == 0
+    output = deformation(torch.zeros(3, 0))
+    assert output.coords.shape == (3, model.n_atoms, 3)
+    np.testing.assert_allclose(output.coords[1].numpy(), model.coords, atol=1e-4)
+    assert output.regularization == {}
+
+
+def test_buffers_not_parameters_and_shape_checks(adk_modes):
+    model, modes = adk_modes
+    deformation = NormalModeDeformation(model.coords, modes.vectors)
+    assert list(deformation.parameters()) == []
+    assert set(deformation.state_dict()) == {"reference", "modes"}
+    with pytest.raises(ValueError, match="latents of shape"):
+        deformation(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="modes of shape"):
+        NormalModeDeformation(model.coords, modes.vectors[:, :10])
+
+
+def test_gradient_reaches_amplitudes(adk_modes):
+    model, modes = adk_modes
+    deformation = NormalModeDeformation(model.coords, modes.vectors)
+    amplitudes = torch.zeros(2, 4, requires_grad=True)
+    deformation(amplitudes).coords.square().sum().backward()
+    # d/dz Σ|X0 + U z|² at z = 0 is 2 <U_l, X0>
+    expected = 2 * np.einsum("dac,ac->d", modes.vectors, model.coords)
+    np.testing.assert_allclose(amplitudes.grad[0].numpy(), expected, rtol=1e-3, atol=1e-2)

@@ -1,0 +1,64 @@
+"""The VGG-like encoder: seed architecture, adaptation to the box, heads, normalisation."""
+
+import pytest
+import torch
+
+from cryomotion.models.encoder import ConvEncoder, ImageEncoder, MLPHead, n_blocks_for
+
+
+def conv_channels(encoder: ConvEncoder) -> list[int]:
+    return [m.out_channels for m in encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_seed_architecture_at_full_width():
+    encoder = ConvEncoder(64, width=1.0, norm="batch")
+    assert conv_channels(encoder) == [32, 32, 64, 64, 128, 128, 256, 256, 512, 512]
+    assert sum(isinstance(m, torch.nn.AvgPool2d) for m in encoder.modules()) == 5
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.modules()) == 10
+    assert encoder.n_features == 512 * 2 * 2
+    assert encoder(torch.randn(3, 64, 64)).shape == (3, 2048)
+
+
+@pytest.mark.parametrize(
+    ("box", "blocks", "features"), [(16, 3, 128 * 2 * 2), (32, 4, 256 * 2 * 2), (256, 5, 512 * 16)]
+)
+def test_adapts_to_the_box(box, blocks, features):
+    encoder = ConvEncoder(box, width=1.0)
+    assert n_blocks_for(box) == blocks
+    assert encoder.n_features == features
+    assert encoder(torch.randn(2, box, box)).shape == (2, features)
+
+
+def test_width_multiplier_scales_filters():
+    assert conv_channels(ConvEncoder(64, width=0.25))[::2] == [8, 16, 32, 64, 128]
+    with pytest.raises(ValueError):
+        ConvEncoder(64, width=0)
+
+
+def test_heads_start_at_zero_and_learn():
+    head = MLPHead(32, 3)
+    features = torch.randn(4, 32)
+    assert torch.equal(head(features), torch.zeros(4, 3))
+    head(features).sum().backward()
+    assert head.mlp[-1].weight.grad.abs().sum() > 0
+
+
+def test_image_encoder_outputs_and_empty_head():
+    encoder = ImageEncoder(32, {"shifts": 2, "latents": 0}, width=0.25, norm="group")
+    out = encoder(torch.randn(5, 32, 32))
+    assert out["shifts"].shape == (5, 2)
+    assert out["latents"].shape == (5, 0)
+    assert "latents" not in encoder.heads
+
+
+def test_group_norm_is_per_image():
+    """With group normalisation an image's output does not depend on its batch-mates
+    (what makes a batch split across processes train exactly like one batch)."""
+    torch.manual_seed(0)
+    encoder = ImageEncoder(32, {"shifts": 2, "latents": 3}, width=0.25, norm="group")
+    for head in encoder.heads.values():
+        torch.nn.init.normal_(head.mlp[-1].weight)
+    images = torch.randn(6, 32, 32)
+    together = encoder(images)["latents"]
+    apart = torch.cat([encoder(images[:2])["latents"], encoder(images[2:])["latents"]])
+    torch.testing.assert_close(together, apart, rtol=1e-5, atol=1e-6)
