@@ -181,6 +181,10 @@ def test_gradcheck_coords_and_shifts():
         [[9000.0, 10000.0, 20.0, 300.0, 2.7, 0.1, 0.0, 10.0]] * 2, dtype=torch.float64
     )
     amplitudes = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a: renderer(coords.detach(), rotation, amplitudes=a).flatten(1) @ functionals,
+        (amplitudes,),
+    )
     rotation.requires_grad_()
     assert torch.autograd.gradcheck(
         lambda x, r, a: renderer(x, r, ctf=ctf, amplitudes=a),

@@ -132,9 +132,9 @@ def _assemble(products: torch.Tensor, box: int) -> torch.Tensor:
     return torch.complex(real, imag)
 
 
-def _assemble_backward(grad: torch.Tensor, box: int) -> torch.Tensor:
+def _gradient_blocks(grad: torch.Tensor, box: int) -> tuple[torch.Tensor, ...]:
     """Adjoint of ``_assemble``: ∂loss/∂spectrum (complex (B, box, K), ∂/∂Re + i ∂/∂Im) →
-    ∂loss/∂products (B, 2K, 2K)."""
+    ∂loss/∂ of the four (B, K, K) blocks cos·cos, cos_y·sin_x, sin_y·cos_x, sin·sin."""
     half = box // 2 + 1
     count = box - half
     grad_real, grad_imag = grad.real, grad.imag
@@ -143,12 +143,37 @@ def _assemble_backward(grad: torch.Tensor, box: int) -> torch.Tensor:
     neg_imag = torch.zeros_like(pos_imag)
     neg_real[:, 1 : count + 1] = grad_real[:, half:].flip(1)
     neg_imag[:, 1 : count + 1] = grad_imag[:, half:].flip(1)
-    out = grad_real.new_empty(grad.shape[0], 2 * half, 2 * half)
-    out[:, :half, :half] = pos_real + neg_real  # cos·cos
-    out[:, half:, half:] = neg_real - pos_real  # sin·sin
-    out[:, half:, :half] = neg_imag - pos_imag  # sin_y·cos_x
-    out[:, :half, half:] = -pos_imag - neg_imag  # cos_y·sin_x
-    return out
+    return (
+        pos_real + neg_real,  # cos·cos
+        -(pos_imag + neg_imag),  # cos_y·sin_x
+        neg_imag - pos_imag,  # sin_y·cos_x
+        neg_real - pos_real,  # sin·sin
+    )
+
+
+def _gradient_right(grad: torch.Tensor, box: int, omega: torch.Tensor, amplitudes: bool):
+    """[G Jᵀ | J G] (and G when ``amplitudes``) as (B, 2K, n·2K) from ∂loss/∂spectrum, G the
+    adjoint of ``_assemble`` (one strided write per block; see ``_Projection``)."""
+    half = box // 2 + 1
+    gcc, gcs, gsc, gss = _gradient_blocks(grad, box)
+    groups = 6 if amplitudes else 4
+    out = gcc.new_empty(gcc.shape[0], 2, half, groups, half)
+    column = omega  # ω at k_x, broadcast along columns
+    row = omega[:, None]  # ω at k_y, broadcast along rows
+    # G Jᵀ: columns (cos, sin) ← (ω G[:, sin], -ω G[:, cos]); J G: rows (cos, sin) ← (ω G[sin],
+    # -ω G[cos]).
+    torch.mul(gcs, column, out=out[:, 0, :, 0])
+    torch.mul(gcc, -column, out=out[:, 0, :, 1])
+    torch.mul(gss, column, out=out[:, 1, :, 0])
+    torch.mul(gsc, -column, out=out[:, 1, :, 1])
+    torch.mul(gsc, row, out=out[:, 0, :, 2])
+    torch.mul(gss, row, out=out[:, 0, :, 3])
+    torch.mul(gcc, -row, out=out[:, 1, :, 2])
+    torch.mul(gcs, -row, out=out[:, 1, :, 3])
+    if amplitudes:
+        out[:, 0, :, 4], out[:, 0, :, 5] = gcc, gcs
+        out[:, 1, :, 4], out[:, 1, :, 5] = gsc, gss
+    return out.view(gcc.shape[0], 2 * half, groups * half)
 
 
 class _Projection(torch.autograd.Function):
@@ -179,7 +204,7 @@ class _Projection(torch.autograd.Function):
         for t, images, atoms in _chunks(type_offsets, batch, half, positions):
             table_x, table_y = _tables(planes[:, images, atoms], frequency, offset)
             if amplitudes is not None:
-                table_x = table_x * amplitudes[images, atoms, None]
+                table_x.mul_(amplitudes[images, atoms, None])  # a fresh table: in place
             products[images].addcmul_(weights[t], torch.bmm(table_y.transpose(1, 2), table_x))
         ctx.save_for_backward(planes, amplitudes, weights)
         ctx.type_offsets, ctx.box = type_offsets, box
@@ -197,22 +222,14 @@ class _Projection(torch.autograd.Function):
         if not (want_positions or want_amplitudes):
             return None, None, None, None, None
         omega, frequency, offset = _frequencies(ctx.box, planes)
-        grad = _assemble_backward(grad_spectrum, ctx.box)
-        swap = torch.cat([torch.arange(half, 2 * half), torch.arange(half)]).to(grad.device)
+        swap = torch.cat([torch.arange(half, 2 * half), torch.arange(half)]).to(planes.device)
         # Type-independent right-hand side [G Jᵀ | J G | G] and its per-type weights.
-        base, type_weights = [], []
-        if want_positions:
-            base += [
-                torch.cat([omega * grad[:, :, half:], -omega * grad[:, :, :half]], 2),
-                torch.cat([omega[:, None] * grad[:, half:], -omega[:, None] * grad[:, :half]], 1),
-            ]
-            type_weights += [weights[:, :, swap], weights[:, swap, :]]
+        base = _gradient_right(grad_spectrum, ctx.box, omega, want_amplitudes)
+        type_weights = [weights[:, :, swap], weights[:, swap, :]]
         if want_amplitudes:
-            base.append(grad)
             type_weights.append(weights)
-        base = torch.cat(base, 2)
         type_weights = torch.cat(type_weights, 2)
-        n_blocks = base.shape[2] // (2 * half)
+        n_blocks = base.shape[2] // (2 * half)  # 2 (x, y), or 3 with the amplitudes
         right, right_type = None, -1
         for t, images, atoms in _chunks(ctx.type_offsets, batch, half, planes):
             if t != right_type:
