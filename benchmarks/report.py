@@ -13,8 +13,12 @@ def write_section(name: str, markdown: str, document: str = "performance.md") ->
     path = DOCS / document
     text = path.read_text() if path.exists() else f"# {path.stem.capitalize()}\n"
     block = f"<!-- BEGIN {name} -->\n{markdown.strip()}\n<!-- END {name} -->"
-    pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    marker = re.escape(name)
+    pattern = re.compile(rf"<!-- BEGIN {marker} -->.*?<!-- END {marker} -->", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(path)
