@@ -207,8 +207,9 @@ def report(results: list[dict], args: argparse.Namespace, started: str) -> str:
         "brackets (a busy machine stretches wall-clock time, not CPU time). Eigenvalue "
         "difference: the largest relative difference of the 20 eigenvalues.",
         "",
-        f"Machine: {machine()}. {versions()}. Run {started}; ProDy runs stopped after "
-        f"{args.prody_timeout:.0f} s"
+        f"Machine: {machine()}. {versions()}. Run {started}"
+        + (f" (ProDy's runs: {args.prody_started})" if args.prody_from else "")
+        + f"; ProDy runs stopped after {args.prody_timeout:.0f} s"
         + (f", skipped above {args.skip_prody_above} nodes." if args.skip_prody_above else "."),
         "",
         "| layout | nodes | ours: Hessian s | ours: modes s | ours: total s | ours: peak MiB "
@@ -286,6 +287,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of ours (best is kept)")
     parser.add_argument("--pipeline", action="store_true", help="also time the all-atom pipeline")
     parser.add_argument("--no-write", action="store_true", help="print, do not write the docs")
+    parser.add_argument("--save-json", help="also write every run's raw results to this file")
+    parser.add_argument(
+        "--prody-from",
+        help="take ProDy's results from a --save-json file of an earlier run (its numbers do "
+        "not depend on cryomotion) instead of running ProDy again",
+    )
     parser.add_argument("--worker", choices=("ours", "prody", "pipeline"), help=argparse.SUPPRESS)
     parser.add_argument("--copies", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -295,6 +302,15 @@ def main() -> None:
 
     started = time.strftime("%Y-%m-%d %H:%M")
     results = []
+    earlier = {}
+    if args.prody_from:
+        with open(args.prody_from) as handle:
+            saved = json.load(handle)
+        earlier = {
+            (r["layout"], r["requested"]): r for r in saved["results"] if r["engine"] == "prody"
+        }
+        args.prody_started = saved["started"]
+        args.prody_timeout = saved["prody_timeout"]
     for layout in args.layouts:
         for size in args.sizes:
             copies = max(1, round(size / 214))
@@ -304,6 +320,10 @@ def main() -> None:
             if args.pipeline:
                 engines.append(("pipeline", 1, None))
             for engine, repeats, timeout in engines:
+                if engine == "prody" and args.prody_from:
+                    if (layout, size) in earlier:
+                        results.append(earlier[(layout, size)])
+                    continue
                 result = run_worker(engine, copies, layout, repeats, timeout)
                 result["requested"] = size
                 results.append(result)
@@ -319,6 +339,10 @@ def main() -> None:
                     f"peak {result['peak_rss_mib']:.0f} MiB",
                     flush=True,
                 )
+    if args.save_json:
+        with open(args.save_json, "w") as handle:
+            saved = {"started": started, "prody_timeout": args.prody_timeout, "results": results}
+            json.dump({**saved, "machine": machine()}, handle)
     text = report(results, args, started)
     print(text)
     if not args.no_write:

@@ -71,7 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--modes", type=int, help="nma: number of normal modes d (default 16)")
     model.add_argument("--width", type=float, help="encoder filters multiplier (default 0.25)")
-    model.add_argument("--norm", choices=("group", "batch"), help="encoder normalisation")
+    model.add_argument(
+        "--norm", choices=("batch", "group"),
+        help="encoder normalisation: batch (default, the seed's; SyncBatchNorm under torchrun "
+        "on CUDA) or group (per image: a batch split across processes trains exactly as one)",
+    )
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=int, help="epochs (default 20)")
     training.add_argument("--batch-size", type=int, help="global batch size (default 256)")

@@ -9,6 +9,7 @@ Small networks use a dense symmetric eigensolver.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import NamedTuple
 
@@ -16,6 +17,11 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+
+try:  # installed with scikit-learn
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +92,20 @@ def lowest_eigenpairs(
         values, vectors = scipy.linalg.eigh(matrix, subset_by_index=(0, count - 1))
         return values, vectors.T
 
-    return _shift_invert_lanczos(sp.csc_matrix(hessian), count)
+    with _one_blas_thread():
+        return _shift_invert_lanczos(sp.csc_matrix(hessian), count)
+
+
+def _one_blas_thread():
+    """Context running BLAS on one thread.
+
+    The sparse triangular solves and ARPACK's Lanczos steps call BLAS on small blocks,
+    where extra threads only add synchronisation: with two threads on a busy two-core
+    machine the shift-invert phase ran twice as slow as with one.
+    """
+    if threadpool_limits is None:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _shift_invert_lanczos(hessian: sp.csc_matrix, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -3,28 +3,18 @@
 The .npz file (``NormalModes.save``) holds plain arrays only, read back with
 ``np.load(..., allow_pickle=False)``:
 
-=====================  ======================  =============================================
-key                    shape                   meaning
-=====================  ======================  =============================================
-eigenvalues            (d,)                    ascending, non-trivial (γ units, per Da if
-                                               mass-weighted)
-vectors                (d, atoms, 3)           orthonormal all-atom basis, atoms in the
-                                               order of the model as read
-coords                 (atoms, 3)              reference coordinates X0 (Å)
-masses                 (atoms,)                atomic masses (Da)
-cg_vectors             (d, nodes, 3)           coarse-grained eigenvectors (node
-                                               displacements)
-cg_indices             (nodes,)                atom standing for each node
-node_coords            (nodes, 3)              node positions (Å)
-rigid_eigenvalues      (zeros,)                the numerically zero eigenvalues set apart
-nodes                  ()                      "ca", "centroid" or "heavy"
-cutoff, gamma,         ()                      network and interpolation parameters
-distance_exponent,
-kernel_width
-mass_weighted          ()                      bases orthonormal in the mass metric
-source, version        ()                      model file the modes came from; cryomotion
-                                               version
-=====================  ======================  =============================================
+- ``eigenvalues`` (d,): ascending, non-trivial (units of γ; per Da when mass-weighted);
+- ``vectors`` (d, atoms, 3): the orthonormal all-atom basis, atoms in the order of the
+  model as read;
+- ``coords`` (atoms, 3): the reference coordinates X0, Å;
+- ``masses`` (atoms,): atomic masses, Da;
+- ``cg_vectors`` (d, nodes, 3): the network's eigenvectors (node displacements);
+- ``cg_indices`` (nodes,): the atom standing for each node;
+- ``node_coords`` (nodes, 3): node positions, Å;
+- ``rigid_eigenvalues`` (zeros,): the numerically zero eigenvalues set apart;
+- 0-d arrays: ``nodes`` ("ca", "centroid", "heavy"), ``cutoff`` (Å), ``gamma``,
+  ``distance_exponent``, ``kernel_width`` (Å), ``mass_weighted``, ``source`` (the model
+  file), ``version`` (cryomotion's), ``format_version``.
 """
 
 from __future__ import annotations

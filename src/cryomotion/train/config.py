@@ -54,7 +54,7 @@ class ModelConfig:
 
     latent_dim: int = 16  # d (for nma: the number of normal modes); 0 = rigid, shifts only
     width: float = 0.25  # filters multiplier of the VGG-like encoder (seed: 1.0)
-    norm: str = "group"  # "group" or "batch" (seed; SyncBatchNorm under DDP on CUDA)
+    norm: str = "batch"  # "batch" (seed; SyncBatchNorm under DDP on CUDA) or "group"
     hidden: list[int] = field(default_factory=lambda: [512, 256])  # MLP head sizes
 
 

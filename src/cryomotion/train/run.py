@@ -104,18 +104,31 @@ def build_model(
 
 def _prepare_folder(
     config: RunConfig, paths: RunPaths, resume: bool, command_line: str
-) -> bool:
-    """Rank 0: check the folder, copy the reference, prepare the system, save the config."""
+) -> logging.Handler:
+    """Rank 0: check the folder, copy the reference, save the config, open the log file,
+    prepare the system (e.g. compute the modes). Returns the log file's handler."""
     resumed = check_run_folder(paths, config, resume)
     paths.root.mkdir(parents=True, exist_ok=True)
     if not resumed:
         copy_reference(config.reference, paths)
     save_config(config, paths.config, command_line)
-    reference = read_model(paths.reference)
-    get_system(config.system).prepare(
-        reference, config.model.latent_dim, config.deformation, paths.root
-    )
-    return resumed
+    handler = logging.FileHandler(paths.log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    log.info("%s run %s: %s", "resuming" if resumed else "starting", paths.root,
+             command_line or "(library call)")
+    try:
+        reference = read_model(paths.reference)
+        get_system(config.system).prepare(
+            reference, config.model.latent_dim, config.deformation, paths.root
+        )
+    except BaseException:
+        log.removeHandler(handler)
+        handler.close()
+        raise
+    return handler
 
 
 def write_latents(
@@ -165,19 +178,12 @@ def train_run(
         error = None
         if context.is_main:
             try:
-                _prepare_folder(config, paths, resume, command_line)
+                handler = _prepare_folder(config, paths, resume, command_line)
             except InputError as err:
                 error = str(err)
         error = broadcast_object(context, error)
         if error:
             raise InputError(error)
-        if context.is_main:
-            handler = logging.FileHandler(paths.log)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            log.addHandler(handler)
-            if log.getEffectiveLevel() > logging.INFO:
-                log.setLevel(logging.INFO)
-            log.info("run %s: %s", paths.root, command_line or "(library call)")
         system = get_system(config.system)
         table = read_particles(
             config.data.particles,

@@ -100,6 +100,11 @@ class Trainer:
                     "batch normalisation under DDP on the CPU uses per-process statistics "
                     "(SyncBatchNorm needs CUDA); use norm 'group' for the exact global batch"
                 )
+            # Only the encoder's buffers (batch-norm statistics) change during training; the
+            # deformation's and the renderer's are constants, identical on every rank.
+            self.module._ddp_params_and_buffers_to_ignore = [
+                name for name, _ in self.module.named_buffers() if not name.startswith("encoder.")
+            ]
             self.model = DistributedDataParallel(
                 self.module, device_ids=[device.index] if device.type == "cuda" else None
             )
@@ -166,7 +171,7 @@ class Trainer:
         """Continue from the checkpoint if there is one; True if it was loaded."""
         if not (self.checkpoint_path and self.checkpoint_path.is_file()):
             return False
-        payload = load_checkpoint(self.checkpoint_path, map_location=self.context.device)
+        payload = load_checkpoint(self.checkpoint_path)  # on the CPU; copied to the device below
         self.module.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.epoch, self.batch = int(payload["epoch"]), int(payload["batch"])
@@ -174,7 +179,6 @@ class Trainer:
         self.loss_sum = float(progress["loss_sum"])
         self.loss_count = int(progress["loss_count"])
         self.elapsed = float(progress["elapsed"])
-        payload["rng"] = payload["rng"].cpu()
         restore_rng_state(payload)
         if self.context.distributed and self.loss_count:
             # the running sums are rank 0's; keep per-process sums from here on
@@ -310,7 +314,9 @@ class Trainer:
         for batch in loader:
             batch = self._to_device(batch)
             if render:
-                output = self.module(batch["image"], batch["rotation"], batch["shift"], batch["ctf"])
+                output = self.module(
+                    batch["image"], batch["rotation"], batch["shift"], batch["ctf"]
+                )
                 encoded = output.encoded
                 parts["loss"].append(image_l2(output.images, batch["image"]).cpu().numpy())
             else:

@@ -1,0 +1,52 @@
+"""A tour: simulate adenylate kinase opening and closing, learn its motion, check it.
+
+Simulates particles of the bundled AdK structures along a 50-frame open -> closed morph
+(a 'continuous' distribution of three overlapping populations, uniform poses, CTF,
+noise), trains the NMA autoencoder (seed 000: 16 normal modes of the open structure) on
+them, exports the first particles' atomic models, and prints each particle's Cα-RMSD
+to its true conformation next to the rigid baseline (the open reference model itself).
+Deterministic for a seed; a few minutes on 2 CPU cores.
+
+Writes DIR/data (particles.star/.mrcs, ground_truth.npz, reference.pdb), DIR/run (the
+training run: config, checkpoints, metrics, latents) and DIR/models.cif.
+
+example:
+  cryomotion demo -o cryomotion_demo
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cryomotion.train.demo import DemoSettings, run_demo, summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = DemoSettings()
+    parser.add_argument("-o", "--output", default="cryomotion_demo", metavar="DIR",
+                        help="output folder (default cryomotion_demo/)")
+    parser.add_argument("--particles", type=int, default=defaults.particles,
+                        help=f"simulated particles (default {defaults.particles})")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs,
+                        help=f"training epochs (default {defaults.epochs})")
+    parser.add_argument("--snr-db", type=float, default=defaults.snr_db,
+                        help=f"signal-to-noise ratio in dB (default {defaults.snr_db:g})")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    parser.add_argument("--workers", type=int, default=defaults.workers,
+                        help="data-loading processes")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = DemoSettings(
+        particles=args.particles,
+        epochs=args.epochs,
+        snr_db=args.snr_db,
+        seed=args.seed,
+        device=args.device,
+        workers=args.workers,
+    )
+    result = run_demo(args.output, settings, progress=not args.no_progress)
+    print(summary(result))
+    return 0

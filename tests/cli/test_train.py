@@ -1,0 +1,93 @@
+"""`cryomotion train nma`: the run folder, refusing other runs, resuming, config files."""
+
+import numpy as np
+import pytest
+import yaml
+
+from cryomotion import __version__
+from cryomotion.cli.main import main
+from cryomotion.train.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory, adk_open_path, adk_closed_path):
+    sim = tmp_path_factory.mktemp("train_cli") / "sim"
+    assert main([
+        "simulate", "--endpoints", str(adk_open_path), str(adk_closed_path), "--frames", "5",
+        "--particles", "40", "--box", "32", "--pixel-size", "3.0", "--snr", "1",
+        "--seed", "0", "--no-progress", "-o", str(sim),
+    ]) == 0  # fmt: skip
+    return sim
+
+
+def train(sim, run, *extra):
+    return main([
+        "train", "nma", str(sim / "particles.star"), str(sim / "reference.pdb"), "-o", str(run),
+        "--modes", "2", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+        "--no-progress", *extra,
+    ])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(simulated, tmp_path_factory):
+    run = tmp_path_factory.mktemp("train_cli_run") / "run"
+    assert train(simulated, run, "--workers", "1", "--box", "24") == 0
+    return run
+
+
+def test_run_folder_contents(trained, simulated):
+    names = {p.name for p in trained.iterdir()}
+    assert {"config.yaml", "reference.pdb", "modes.npz", "checkpoints", "metrics.csv",
+            "train.log", "latents.npz"} <= names  # fmt: skip
+    record = yaml.safe_load((trained / "config.yaml").read_text())
+    assert record["cryomotion_version"] == __version__
+    assert record["command_line"].startswith("cryomotion")
+    config = record["config"]
+    assert config["model"]["latent_dim"] == 2 and config["data"]["box"] == 24
+    assert config["data"]["particles"] == str((simulated / "particles.star").resolve())
+    with np.load(trained / "latents.npz") as latents:
+        assert latents["amplitudes"].shape == (40, 2)
+        assert latents["shifts"].shape == (40, 2)
+        assert np.array_equal(latents["particle_index"], np.arange(40))
+        assert latents["is_test"].dtype == bool and latents["is_test"].sum() == 4
+    assert load_checkpoint(trained / "checkpoints" / "last.pt")["epoch"] == 1
+    assert "epoch 1/1" in (trained / "train.log").read_text()
+    assert (trained / "metrics.csv").read_text().startswith("epoch,train_loss,test_loss")
+
+
+def test_refuses_to_overwrite_and_resumes(simulated, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(simulated, run, "--workers", "0") == 0
+    assert train(simulated, run, "--workers", "0") == 2
+    assert "already holds a training run" in capsys.readouterr().err
+    assert train(simulated, run, "--resume", "--modes", "3") == 2
+    assert "model.latent_dim" in capsys.readouterr().err
+    # only the folder is needed to resume; more epochs train on
+    assert main(["train", "nma", "-o", str(run), "--resume", "--epochs", "2",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 2
+    lines = (run / "metrics.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+
+
+def test_refuses_a_foreign_folder_and_bad_settings(simulated, tmp_path, capsys):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert train(simulated, foreign) == 2
+    assert "holds no training run" in capsys.readouterr().err
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("training:\n  epochz: 3\n")
+    assert train(simulated, tmp_path / "x", "--config", str(settings)) == 2
+    assert "unknown setting training.epochz" in capsys.readouterr().err
+
+
+def test_config_file_settings_are_used_and_flags_override(simulated, tmp_path):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("model:\n  width: 0.125\n  latent_dim: 5\ntraining:\n  lr: 0.0005\n")
+    run = tmp_path / "run"
+    assert train(simulated, run, "--config", str(settings), "--workers", "0") == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())["config"]
+    assert config["model"]["width"] == 0.125
+    assert config["training"]["lr"] == 0.0005
+    assert config["model"]["latent_dim"] == 2  # --modes overrides the file

@@ -1,0 +1,92 @@
+"""The trainer: learning happens, resumed runs equal uninterrupted ones bit for bit."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from cryomotion.errors import InputError
+from cryomotion.train.checkpoint import load_checkpoint
+from cryomotion.train.config import TrainingConfig
+from cryomotion.train.trainer import Trainer
+
+TRAIN, TEST = np.arange(8, 64), np.arange(8)
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+def settings(**changes):
+    values = dict(epochs=2, batch_size=16, lr=1e-3, seed=3, workers=0)
+    values.update(changes)
+    return TrainingConfig(**values)
+
+
+def parameters(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def run(tiny_problem, tmp_path, seed=0, kill_at=None, resume=False, **changes):
+    dataset, make_model = tiny_problem
+    model = make_model(seed)
+
+    def on_step(epoch, batch):
+        if (epoch, batch) == kill_at:
+            raise Killed
+
+    trainer = Trainer(
+        model, dataset, TRAIN, TEST, settings(**changes), checkpoint_path=tmp_path / "c.pt",
+        metrics_path=tmp_path / "metrics.csv", progress=False, on_step=on_step,
+    )
+    trainer.fit(resume=resume)
+    return trainer
+
+
+def test_loss_decreases_and_metrics_are_written(tiny_problem, tmp_path):
+    trainer = run(tiny_problem, tmp_path, epochs=3, lr=3e-3)
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert float(rows[0]["particles_per_s"]) > 0
+    assert load_checkpoint(tmp_path / "c.pt")["epoch"] == 3
+    predicted = trainer.predict(np.arange(64))
+    assert predicted["latents"].shape == (64, 2)
+    assert sorted(predicted["index"]) == list(range(64))
+
+
+@pytest.mark.parametrize(("kill_at", "every"), [((1, 1), 0), ((0, 3), 2)])
+def test_killed_and_resumed_equals_uninterrupted(tiny_problem, tmp_path, kill_at, every):
+    reference = parameters(run(tiny_problem, tmp_path / "a", checkpoint_every=every).module)
+    with pytest.raises(Killed):
+        run(tiny_problem, tmp_path / "b", kill_at=kill_at, checkpoint_every=every)
+    checkpoint = load_checkpoint(tmp_path / "b" / "c.pt")
+    assert (checkpoint["epoch"], checkpoint["batch"]) == ((1, 0) if every == 0 else (0, 2))
+    # a fresh process: different initial weights, state comes from the checkpoint
+    resumed = run(tiny_problem, tmp_path / "b", seed=99, resume=True, checkpoint_every=every)
+    assert_same(parameters(resumed.module), reference)
+    rows = list(csv.DictReader((tmp_path / "b" / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+
+
+def test_resume_extends_a_finished_run(tiny_problem, tmp_path):
+    reference = parameters(run(tiny_problem, tmp_path / "a", epochs=3).module)
+    run(tiny_problem, tmp_path / "b", epochs=2)
+    extended = run(tiny_problem, tmp_path / "b", seed=7, resume=True, epochs=3)
+    assert_same(parameters(extended.module), reference)
+
+
+def test_batch_must_split_across_processes(tiny_problem):
+    from cryomotion.train.distributed import DistributedContext
+
+    dataset, make_model = tiny_problem
+    with pytest.raises(InputError, match="multiple"):
+        Trainer(make_model(), dataset, TRAIN, TEST, settings(batch_size=15),
+                context=DistributedContext(rank=0, world_size=2), progress=False)
