@@ -132,6 +132,8 @@ def worker(engine: str, copies: int, layout: str, repeats: int) -> dict:
                 "cpu_s": time.process_time() - cpu,
             }
         )
+        if len(runs) == 1:
+            peak = peak_rss_mib()  # of one run: later repeats may overlap with its leftovers
     best = min(runs, key=lambda run: run["total_s"])
     return {
         "engine": engine,
@@ -141,7 +143,7 @@ def worker(engine: str, copies: int, layout: str, repeats: int) -> dict:
         **best,
         "median_total_s": statistics.median(run["total_s"] for run in runs),
         "repeats": repeats,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": peak,
         "baseline_rss_mib": baseline,
         "eigenvalues": [float(v) for v in eigenvalues],
     }
