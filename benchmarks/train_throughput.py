@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=-1)
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/")
     args = parser.parse_args()
 
@@ -118,7 +118,8 @@ def main() -> None:
         f"{args.particles} simulated particles (SNR 0.1), 10 % held out and inferred (rendered, "
         f"loss) after every epoch; default configuration (batch {defaults.training.batch_size}, "
         f"Adam {defaults.training.lr:g}, {defaults.model.norm} norm, "
-        f"{args.workers} data-loading worker); {args.epochs} epochs through `train_run`. "
+        f"data-loading workers {args.workers} (-1: auto, none on the CPU)); {args.epochs} "
+        "epochs through `train_run`. "
         "*Train* = particles/s in the optimisation loop; *epoch* = training particles / "
         "(loop + test inference) time.",
         "",

@@ -1,5 +1,9 @@
 """`cryomotion train nma`: the run folder, refusing other runs, resuming, config files."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import yaml
@@ -91,3 +95,21 @@ def test_config_file_settings_are_used_and_flags_override(simulated, tmp_path):
     assert config["model"]["width"] == 0.125
     assert config["training"]["lr"] == 0.0005
     assert config["model"]["latent_dim"] == 2  # --modes overrides the file
+
+
+def test_torchrun_two_processes(simulated, tmp_path):
+    """The same command under torchrun: rank 0 writes one complete run folder."""
+    run = tmp_path / "ddp"
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "cryomotion.cli.main", "train", "nma", str(simulated / "particles.star"),
+         str(simulated / "reference.pdb"), "-o", str(run), "--modes", "2", "--epochs", "1",
+         "--batch-size", "8", "--device", "cpu", "--workers", "0", "--norm", "group",
+         "--no-progress"],
+        env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.count("run folder:") == 1
+    with np.load(run / "latents.npz") as latents:
+        assert np.array_equal(latents["particle_index"], np.arange(40))
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 1

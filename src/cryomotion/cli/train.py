@@ -17,8 +17,11 @@ is_test). A RUN holding another run is refused; --resume continues a stopped run
 its last checkpoint (give only -o RUN, or more --epochs to train on). Several GPUs or
 nodes: launch the same command with torchrun (--batch-size is the global batch).
 
-The default encoder width 0.25 trains about 4,000 64-px particles x 20 epochs in under
-15 minutes on 2 CPU cores; the seed's full-width encoder is --width 1.
+Defaults follow the seed (Adam 1e-3, batch 256, batch norm) except the encoder width:
+0.25 trains 4,000 64-px particles x 20 epochs in minutes on 2 CPU cores (docs/
+performance.md); the seed's full-width encoder is --width 1. Batch 256 suits 10^4-10^6
+particles; a few thousand particles learn far better with --batch-size 32 --lr 3e-4 (the
+settings of `cryomotion demo`). --box 32 or 64 speeds training on large boxes.
 
 examples:
   cryomotion train nma particles.star reference.pdb -o run --modes 16 --epochs 20
@@ -31,6 +34,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -44,8 +48,10 @@ from cryomotion.train.run_dir import RunPaths
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("system", choices=sorted(SYSTEMS), help="motion model (nma: seed 000)")
-    parser.add_argument("particles", nargs="?", help="particles: .star, .cs, or a stack")
-    parser.add_argument("model", nargs="?", help="reference atomic model (PDB/mmCIF)")
+    parser.add_argument(
+        "particles", nargs="?", metavar="PARTICLES", help="particles: .star, .cs, or a stack"
+    )
+    parser.add_argument("model", nargs="?", metavar="MODEL", help="reference model (PDB/mmCIF)")
     parser.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN")
     parser.add_argument("--config", metavar="YAML", help="settings file (flags override it)")
@@ -82,7 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
     training.add_argument("--seed", type=int, help="random seed (default 0)")
     training.add_argument("--device", help="auto (default: CUDA if present), cpu, cuda:N")
-    training.add_argument("--workers", type=int, help="data-loading processes (default 1)")
+    training.add_argument(
+        "--workers", type=int, help="data-loading processes (default: 0 on CPU, 4 on CUDA)"
+    )
     training.add_argument(
         "--no-mixed-precision", action="store_true", default=None,
         help="keep the encoder in float32 on CUDA",
@@ -148,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         command_line=command_line,
         progress=not args.no_progress,
     )
-    print(f"run folder: {paths.root}")
-    print(f"latents:    {paths.latents}")
+    if int(os.environ.get("RANK", "0")) == 0:  # one report under torchrun
+        print(f"run folder: {paths.root}")
+        print(f"latents:    {paths.latents}")
     return 0

@@ -67,7 +67,7 @@ class TrainingConfig:
     lr: float = 1e-3  # Adam learning rate
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1"
-    workers: int = 1  # data-loading worker processes per training process
+    workers: int = -1  # data-loading processes per training process; -1: 0 on CPU, 4 on CUDA
     mixed_precision: bool = True  # bf16 autocast for the encoder on CUDA
     checkpoint_every: int = 0  # also checkpoint every N steps within an epoch (0: epochs only)
 

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class DemoSettings:
     """The demo's dataset and training (lengths in Å)."""
 
-    particles: int = 2000
+    particles: int = 5000
     frames: int = 50
     distribution: str = "continuous"
     box: int = 64
@@ -37,13 +37,13 @@ class DemoSettings:
     snr_db: float = -10.0
     training_box: int = 32  # Fourier-cropped on the fly (3 Å/px)
     modes: int = 16
-    epochs: int = 12
+    epochs: int = 6
     batch_size: int = 32
     lr: float = 3e-4
     width: float = 0.25
     seed: int = 0
     device: str = "auto"
-    workers: int = 1
+    workers: int = -1  # auto
     exported: int = 20  # particles written to models.cif
 
 

@@ -124,7 +124,9 @@ class Trainer:
 
     # -- data -------------------------------------------------------------------------
     def _loader(self, batches: list[list[int]], seed: int) -> DataLoader:
-        workers = max(0, self.settings.workers)
+        workers = self.settings.workers
+        if workers < 0:  # auto: the CPU is busy training; a GPU needs images fed to it
+            workers = 4 if self.context.device.type == "cuda" else 0
         return DataLoader(
             self.dataset,
             batch_sampler=batches,
