@@ -205,7 +205,8 @@ def report(results: list[dict], args: argparse.Namespace, started: str) -> str:
         "vectorised sparse Hessian, shift-invert Lanczos on a minimum-degree sparse LU); "
         "ProDy: `ANM.buildHessian(sparse=True)` + `calcModes(20)`. Wall-clock seconds, best "
         f"of {args.repeats} for ours, one run for ProDy; peak resident memory of the "
-        "process that ran it (its baseline after imports in brackets); ours' CPU seconds in "
+        "process that ran it, after its first run (its baseline after imports in brackets); "
+        "ours' CPU seconds in "
         "brackets (a busy machine stretches wall-clock time, not CPU time). Eigenvalue "
         "difference: the largest relative difference of the 20 eigenvalues.",
         "",

@@ -142,9 +142,9 @@ def evaluate(run_dir: Path, truth_path: Path) -> dict:
         with torch.no_grad():
             models = run.deformation(torch.as_tensor(latents, dtype=torch.float32)).coords
         models = models.numpy()[:, ca]
-        peak_frames = np.linalg.norm(
-            latents[:, None, :] - frame_amplitudes[None], axis=-1
-        ).argmin(axis=1)
+        peak_frames = np.linalg.norm(latents[:, None, :] - frame_amplitudes[None], axis=-1).argmin(
+            axis=1
+        )
         order = np.argsort(peak_frames)
         chosen_true = np.sort(true_peaks)
         if n_peaks < len(true_peaks):  # match each predicted maximum to its nearest true one
@@ -232,9 +232,10 @@ def markdown(results: dict, times: dict, args, dims, distributions) -> str:
             r = results.get((distribution, d))
             if r is None:
                 continue
-            peaks = ", ".join(
-                f"{v:.2f} ({o:.2f}) @ {p:.2f}" for p, v, o in r.get("peak_rmsd", [])
-            ) or "–"
+            peaks = (
+                ", ".join(f"{v:.2f} ({o:.2f}) @ {p:.2f}" for p, v, o in r.get("peak_rmsd", []))
+                or "–"
+            )
             seconds = times.get((distribution, d), float("nan"))
             lines.append(
                 f"| {distribution} | {d} | "

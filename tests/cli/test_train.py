@@ -80,6 +80,11 @@ def test_refuses_a_foreign_folder_and_bad_settings(simulated, tmp_path, capsys):
     (foreign / "notes.txt").write_text("mine")
     assert train(simulated, foreign) == 2
     assert "holds no training run" in capsys.readouterr().err
+    missing = tmp_path / "never"
+    assert main(["train", "nma", str(tmp_path / "none.star"), str(simulated / "reference.pdb"),
+                 "-o", str(missing)]) == 2  # fmt: skip
+    assert "not found" in capsys.readouterr().err
+    assert not missing.exists()  # bad inputs fail before the run folder is written
     settings = tmp_path / "settings.yaml"
     settings.write_text("training:\n  epochz: 3\n")
     assert train(simulated, tmp_path / "x", "--config", str(settings)) == 2

@@ -1,4 +1,5 @@
-"""Small in-memory particle sets rendered from AdK, for trainer tests."""
+"""Small in-memory particle sets rendered from AdK, for trainer tests (on one CPU thread:
+the tensors are small, and on a shared machine spinning OpenMP threads slow them down)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ from cryomotion.simulate.conformations import uniform_rotations
 from cryomotion.structure.io import read_model
 
 BOX, PIXEL_SIZE = 16, 6.0
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 class TensorParticles(Dataset):

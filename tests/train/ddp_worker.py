@@ -1,6 +1,6 @@
 """Train a tiny model under torchrun (or in-process with world size 1) and save the result.
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_worker.py OUT.pt
+python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_worker.py OUT.pt
 """
 
 from __future__ import annotations
@@ -59,8 +59,14 @@ def train_parameters(context: DistributedContext, checkpoint: Path | None = None
     )
     settings = TrainingConfig(epochs=2, batch_size=16, lr=1e-3, seed=5, workers=0)
     trainer = Trainer(
-        autoencoder, dataset, np.arange(8, N), np.arange(8), settings, context=context,
-        checkpoint_path=checkpoint, progress=False,
+        autoencoder,
+        dataset,
+        np.arange(8, N),
+        np.arange(8),
+        settings,
+        context=context,
+        checkpoint_path=checkpoint,
+        progress=False,
     )
     trainer.fit()
     predicted = trainer.predict(np.arange(N))

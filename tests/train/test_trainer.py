@@ -43,8 +43,15 @@ def run(tiny_problem, tmp_path, seed=0, kill_at=None, resume=False, **changes):
             raise Killed
 
     trainer = Trainer(
-        model, dataset, TRAIN, TEST, settings(**changes), checkpoint_path=tmp_path / "c.pt",
-        metrics_path=tmp_path / "metrics.csv", progress=False, on_step=on_step,
+        model,
+        dataset,
+        TRAIN,
+        TEST,
+        settings(**changes),
+        checkpoint_path=tmp_path / "c.pt",
+        metrics_path=tmp_path / "metrics.csv",
+        progress=False,
+        on_step=on_step,
     )
     trainer.fit(resume=resume)
     return trainer
@@ -88,5 +95,12 @@ def test_batch_must_split_across_processes(tiny_problem):
 
     dataset, make_model = tiny_problem
     with pytest.raises(InputError, match="multiple"):
-        Trainer(make_model(), dataset, TRAIN, TEST, settings(batch_size=15),
-                context=DistributedContext(rank=0, world_size=2), progress=False)
+        Trainer(
+            make_model(),
+            dataset,
+            TRAIN,
+            TEST,
+            settings(batch_size=15),
+            context=DistributedContext(rank=0, world_size=2),
+            progress=False,
+        )

@@ -23,18 +23,39 @@ from cryomotion.train.demo import DemoSettings, run_demo, summary
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DemoSettings()
-    parser.add_argument("-o", "--output", default="cryomotion_demo", metavar="DIR",
-                        help="output folder (default cryomotion_demo/)")
-    parser.add_argument("--particles", type=int, default=defaults.particles,
-                        help=f"simulated particles (default {defaults.particles})")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs,
-                        help=f"training epochs (default {defaults.epochs})")
-    parser.add_argument("--snr-db", type=float, default=defaults.snr_db,
-                        help=f"signal-to-noise ratio in dB (default {defaults.snr_db:g})")
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="cryomotion_demo",
+        metavar="DIR",
+        help="output folder (default cryomotion_demo/)",
+    )
+    parser.add_argument(
+        "--particles",
+        type=int,
+        default=defaults.particles,
+        help=f"simulated particles (default {defaults.particles})",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=defaults.epochs,
+        help=f"training epochs (default {defaults.epochs})",
+    )
+    parser.add_argument(
+        "--snr-db",
+        type=float,
+        default=defaults.snr_db,
+        help=f"signal-to-noise ratio in dB (default {defaults.snr_db:g})",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    parser.add_argument("--workers", type=int, default=defaults.workers,
-                        help="data-loading processes (default: 0 on CPU, 4 on CUDA)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=defaults.workers,
+        help="data-loading processes (default: 0 on CPU, 4 on CUDA)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -61,16 +61,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--pixel-size", type=float, help="pixel size (Å) if the file has none")
     data.add_argument("--dataset-dir", help="folder the image paths are relative to")
     data.add_argument(
-        "--invert-data", action="store_true", default=None,
+        "--invert-data",
+        action="store_true",
+        default=None,
         help="multiply the images by -1 (dark particles, e.g. cryoDRGN-style stacks)",
     )
     data.add_argument("--box", type=int, help="training box (px): Fourier-crop on the fly")
     data.add_argument(
-        "--rotation-center", help="box (default: model in the consensus map frame), "
-        "centroid, or x,y,z in Å",
+        "--rotation-center",
+        help="box (default: model in the consensus map frame), centroid, or x,y,z in Å",
     )
     data.add_argument(
-        "--no-file-shifts", action="store_true", default=None,
+        "--no-file-shifts",
+        action="store_true",
+        default=None,
         help="ignore the file's shifts: the encoder predicts the whole shift (as in seed 000)",
     )
     data.add_argument("--test-fraction", type=float, help="held-out fraction (default 0.1)")
@@ -78,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--modes", type=int, help="nma: number of normal modes d (default 16)")
     model.add_argument("--width", type=float, help="encoder filters multiplier (default 0.25)")
     model.add_argument(
-        "--norm", choices=("batch", "group"),
+        "--norm",
+        choices=("batch", "group"),
         help="encoder normalisation: batch (default, the seed's; SyncBatchNorm under torchrun "
         "on CUDA) or group (per image: a batch split across processes trains exactly as one)",
     )
@@ -92,7 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, help="data-loading processes (default: 0 on CPU, 4 on CUDA)"
     )
     training.add_argument(
-        "--no-mixed-precision", action="store_true", default=None,
+        "--no-mixed-precision",
+        action="store_true",
+        default=None,
         help="keep the encoder in float32 on CUDA",
     )
     training.add_argument(

@@ -88,7 +88,11 @@ def run_demo(
         seed=settings.seed,
     )
     data = simulate_dataset(
-        reference, frames, simulation, output / "data", command_line="cryomotion demo",
+        reference,
+        frames,
+        simulation,
+        output / "data",
+        command_line="cryomotion demo",
         progress=progress,
     )
     seconds["simulate"] = time.perf_counter() - start
@@ -106,8 +110,11 @@ def run_demo(
     config.training.device = settings.device
     config.training.workers = settings.workers
     paths = train_run(
-        config, output / "run", resume=(output / "run" / "config.yaml").is_file(),
-        command_line="cryomotion demo", progress=progress,
+        config,
+        output / "run",
+        resume=(output / "run" / "config.yaml").is_file(),
+        command_line="cryomotion demo",
+        progress=progress,
     )
     seconds["train"] = time.perf_counter() - start
 
@@ -130,16 +137,22 @@ def run_demo(
         baseline=baseline,
         is_test=run.is_test,
         seconds=seconds,
-        files={"data": output / "data", "run": paths.root, "models": models,
-               "latents": paths.latents},
+        files={
+            "data": output / "data",
+            "run": paths.root,
+            "models": models,
+            "latents": paths.latents,
+        },
     )
 
 
 def summary(result: DemoResult) -> str:
     """The demo's closing report, as printed by ``cryomotion demo``."""
     lines = ["", "Per-particle Cα-RMSD to the true conformation (Å, median [mean]):"]
-    for name, mask in (("all particles", np.ones_like(result.is_test)),
-                       ("test set", result.is_test)):
+    for name, mask in (
+        ("all particles", np.ones_like(result.is_test)),
+        ("test set", result.is_test),
+    ):
         if mask.any():
             r, b = result.rmsd[mask], result.baseline[mask]
             lines.append(
@@ -149,7 +162,8 @@ def summary(result: DemoResult) -> str:
             )
     total = sum(result.seconds.values())
     lines.append(
-        "Time: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+        "Time: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
         + f" (total {math.floor(total / 60)} min {total % 60:.0f} s)"
     )
     lines.append("Outputs:")

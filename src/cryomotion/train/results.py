@@ -89,9 +89,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
 
 
 @torch.no_grad()
-def particle_coords(
-    run: TrainedRun, indices: np.ndarray, batch_size: int = 256
-) -> np.ndarray:
+def particle_coords(run: TrainedRun, indices: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """(n, atoms, 3) float32 Å: the deformed reference model of each particle in ``indices``."""
     indices = np.asarray(indices, dtype=np.int64)
     parts = [
@@ -109,14 +107,15 @@ def _coords_batch(run: TrainedRun, indices: np.ndarray) -> np.ndarray:
     return run.deformation(latents).coords.numpy().astype(np.float32)
 
 
-def _write_npz_streamed(
-    path: Path, run: TrainedRun, indices: np.ndarray, batch_size: int
-) -> None:
+def _write_npz_streamed(path: Path, run: TrainedRun, indices: np.ndarray, batch_size: int) -> None:
     """An .npz with ``coords`` (n, atoms, 3) float32 and ``indices`` (n,), written batch by
     batch (memory stays one batch for any number of particles)."""
     shape = (len(indices), run.reference.n_atoms, 3)
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
-              "shape": shape}
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+        "fortran_order": False,
+        "shape": shape,
+    }
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         with zf.open("coords.npy", "w", force_zip64=True) as handle:
             np.lib.format.write_array_header_2_0(handle, header)
@@ -154,11 +153,10 @@ def export_models(
             _write_npz_streamed(tmp, run, indices, batch_size)
     elif suffix in MODEL_SUFFIXES:
         if len(indices) > 10000:
-            log.warning("writing %d models into one %s file; .npz is far more compact",
-                        len(indices), suffix)
+            log.warning(
+                "writing %d models into one %s file; .npz is far more compact", len(indices), suffix
+            )
         write_models(output, run.reference, particle_coords(run, indices, batch_size))
     else:
-        raise InputError(
-            f"{output}: unknown format (expected .pdb, .cif, .mmcif or .npz)"
-        )
+        raise InputError(f"{output}: unknown format (expected .pdb, .cif, .mmcif or .npz)")
     return output

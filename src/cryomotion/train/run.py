@@ -74,7 +74,10 @@ def check_config(config: RunConfig) -> None:
 
 
 def build_model(
-    config: RunConfig, paths: RunPaths, dataset: ParticleDataset, table_box: int,
+    config: RunConfig,
+    paths: RunPaths,
+    dataset: ParticleDataset,
+    table_box: int,
     table_pixel_size: float,
 ) -> MotionAutoencoder:
     """Encoder, deformation (from the run folder) and renderer for ``config``."""
@@ -117,8 +120,12 @@ def _prepare_folder(
     log.addHandler(handler)
     if log.getEffectiveLevel() > logging.INFO:
         log.setLevel(logging.INFO)
-    log.info("%s run %s: %s", "resuming" if resumed else "starting", paths.root,
-             command_line or "(library call)")
+    log.info(
+        "%s run %s: %s",
+        "resuming" if resumed else "starting",
+        paths.root,
+        command_line or "(library call)",
+    )
     try:
         reference = read_model(paths.reference)
         get_system(config.system).prepare(
@@ -132,7 +139,10 @@ def _prepare_folder(
 
 
 def write_latents(
-    path: Path, predictions: dict[str, np.ndarray], n_particles: int, test: np.ndarray,
+    path: Path,
+    predictions: dict[str, np.ndarray],
+    n_particles: int,
+    test: np.ndarray,
     latent_name: str,
 ) -> Path:
     """``latents.npz``: ``latent_name`` (N, d), ``shifts`` (N, 2) Å, ``particle_index`` (N,),
@@ -175,16 +185,8 @@ def train_run(
     context = context or init_distributed(config.training.device)
     handler = None
     try:
-        error = None
-        if context.is_main:
-            try:
-                handler = _prepare_folder(config, paths, resume, command_line)
-            except InputError as err:
-                error = str(err)
-        error = broadcast_object(context, error)
-        if error:
-            raise InputError(error)
         system = get_system(config.system)
+        # the particles first: a bad input fails before the run folder is written
         table = read_particles(
             config.data.particles,
             poses=config.data.poses,
@@ -195,14 +197,29 @@ def train_run(
         dataset = ParticleDataset(
             table, box=config.data.box, invert_contrast=config.data.invert_data
         )
+        error = None
+        if context.is_main:
+            try:
+                handler = _prepare_folder(config, paths, resume, command_line)
+            except InputError as err:
+                error = str(err)
+        error = broadcast_object(context, error)
+        if error:
+            raise InputError(error)
         model = build_model(config, paths, dataset, table.box_size, table.single_pixel_size)
         train, test = split_particles(len(dataset), config.data.test_fraction, config.training.seed)
         if context.is_main:
             log.info(
                 "%d particles (%d train, %d test), box %d px at %.4g Å/px, %d latent dimensions, "
                 "device %s, %d process(es)",
-                len(dataset), len(train), len(test), dataset.box, dataset.pixel_size,
-                config.model.latent_dim, context.device, context.world_size,
+                len(dataset),
+                len(train),
+                len(test),
+                dataset.box,
+                dataset.pixel_size,
+                config.model.latent_dim,
+                context.device,
+                context.world_size,
             )
         trainer = Trainer(
             model,

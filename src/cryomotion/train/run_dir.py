@@ -1,12 +1,12 @@
 """The run folder: what a training run writes, and the rule that one folder holds one run.
 
-    RUN/config.yaml        every setting, the version, the time, the command line
-    RUN/reference.<ext>    a copy of the reference model file
-    RUN/modes.npz, ...     what the system prepared (e.g. the normal modes)
-    RUN/checkpoints/last.pt
-    RUN/metrics.csv        one row per epoch
-    RUN/train.log
-    RUN/latents.npz        per-particle latents, shifts, particle_index, is_test
+RUN/config.yaml        every setting, the version, the time, the command line
+RUN/reference.<ext>    a copy of the reference model file
+RUN/modes.npz, ...     what the system prepared (e.g. the normal modes)
+RUN/checkpoints/last.pt
+RUN/metrics.csv        one row per epoch
+RUN/train.log
+RUN/latents.npz        per-particle latents, shifts, particle_index, is_test
 """
 
 from __future__ import annotations

@@ -185,8 +185,12 @@ class Trainer:
         if self.context.distributed and self.loss_count:
             # the running sums are rank 0's; keep per-process sums from here on
             self.loss_sum, self.loss_count = 0.0, 0
-        log.info("resumed from %s at epoch %d, batch %d", self.checkpoint_path, self.epoch + 1,
-                 self.batch)
+        log.info(
+            "resumed from %s at epoch %d, batch %d",
+            self.checkpoint_path,
+            self.epoch + 1,
+            self.batch,
+        )
         return True
 
     # -- training ---------------------------------------------------------------------
@@ -277,8 +281,12 @@ class Trainer:
                 self.metrics.append(row)
             log.info(
                 "epoch %d/%d  train loss %.6g  test loss %.6g  %.1f particles/s  %.1f s",
-                epoch + 1, epochs, row["train_loss"], row["test_loss"],
-                row["particles_per_s"], epoch_seconds,
+                epoch + 1,
+                epochs,
+                row["train_loss"],
+                row["test_loss"],
+                row["particles_per_s"],
+                epoch_seconds,
             )
         barrier(self.context)
         return row
