@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cryomotion.analysis.metrics import per_particle_rmsd
+from cryomotion.errors import InputError
 from cryomotion.simulate.conformations import morph
 from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset
 from cryomotion.structure.io import check_same_atoms, read_model
@@ -74,7 +75,9 @@ def run_demo(
 ) -> DemoResult:
     """Simulate, train, export and score; everything goes under ``output``."""
     settings = settings or DemoSettings()
-    output = Path(output)
+    output = Path(output).resolve()
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise InputError(f"{output} exists and is not empty (choose a new output folder)")
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
@@ -112,7 +115,6 @@ def run_demo(
     paths = train_run(
         config,
         output / "run",
-        resume=(output / "run" / "config.yaml").is_file(),
         command_line="cryomotion demo",
         progress=progress,
     )

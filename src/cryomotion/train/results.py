@@ -152,6 +152,11 @@ def export_models(
         with atomic_path(output) as tmp:
             _write_npz_streamed(tmp, run, indices, batch_size)
     elif suffix in MODEL_SUFFIXES:
+        if suffix == ".pdb" and len(indices) > 9999:
+            raise InputError(
+                f"{output}: {len(indices)} models, a PDB file holds at most 9999 (write .cif or "
+                ".npz, or select fewer particles with --indices)"
+            )
         if len(indices) > 10000:
             log.warning(
                 "writing %d models into one %s file; .npz is far more compact", len(indices), suffix
