@@ -70,3 +70,49 @@ def test_rigid_and_mixed_precision_on_cpu(parts):
             NormalModeDeformation(parts[0].coords, parts[1]),
             rigid.renderer,
         )
+
+
+def make_vae(parts, d=3):
+    model, modes = parts
+    torch.manual_seed(0)
+    return MotionAutoencoder(
+        ImageEncoder(BOX, {"shifts": 2, "latents": d, "latent_log_var": d}, width=0.25),
+        NormalModeDeformation(model.coords, modes[:d]),
+        AtomRenderer.from_model(model, BOX, PIXEL_SIZE, coarse=True),
+        variational=True,
+        latent_kl_weight=0.5,
+        image_loss="correlation",
+    )
+
+
+def test_vae_samples_in_training_and_uses_the_mean_in_eval(parts):
+    autoencoder = make_vae(parts)
+    rotations = torch.eye(3).expand(4, 3, 3)
+    ctf = torch.tensor([[10000.0, 10000.0, 0, 300, 2.7, 0.1, 0, 0]]).expand(4, 8)
+    images, shifts = torch.randn(4, BOX, BOX), torch.zeros(4, 2)
+    # a fresh VAE: posterior N(0, 1), so KL = 0 and training renders random conformations
+    autoencoder.train()
+    first = autoencoder(images, rotations, shifts, ctf)
+    second = autoencoder(images, rotations, shifts, ctf)
+    assert not torch.allclose(first.images, second.images)
+    torch.testing.assert_close(first.regularization["latent_kl"], torch.tensor(0.0))
+    autoencoder.eval()
+    with torch.no_grad():
+        a = autoencoder(images, rotations, shifts, ctf)
+        b = autoencoder(images, rotations, shifts, ctf)
+    assert torch.equal(a.images, b.images)
+    reference = autoencoder.renderer(autoencoder.deformation.reference[None].expand(4, -1, -1),
+                                     rotations, shifts, ctf)  # fmt: skip
+    torch.testing.assert_close(a.images, reference, rtol=1e-4, atol=1e-5)
+    assert autoencoder.image_loss(a.images, a.images).abs().max() < 1e-5
+
+
+def test_vae_needs_the_log_variance_head(parts):
+    model, modes = parts
+    with pytest.raises(ValueError, match="latent_log_var"):
+        MotionAutoencoder(
+            ImageEncoder(BOX, {"shifts": 2, "latents": 3}, width=0.25),
+            NormalModeDeformation(model.coords, modes),
+            AtomRenderer.from_model(model, BOX, PIXEL_SIZE, coarse=True),
+            variational=True,
+        )

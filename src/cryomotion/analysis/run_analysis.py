@@ -21,6 +21,7 @@ from cryomotion.analysis.latent import (
 from cryomotion.analysis.maps import atomic_potential_map, write_map
 from cryomotion.analysis.metrics import emd_rmsd, pearson, per_particle_rmsd
 from cryomotion.analysis.report import Section, link, write_report
+from cryomotion.analysis.segmentation import hard_segments, segment_ranges
 from cryomotion.atomic_write import atomic_path
 from cryomotion.data.poses import resolve_rotation_center
 from cryomotion.data.readers import read_particles
@@ -279,6 +280,10 @@ def analyze_run(
         )
         result.files["chimerax"] = cxc
 
+    segmentation = _segmentation_section(run, out)
+    if segmentation is not None:
+        sections.append(segmentation)
+
     truth_path = _find_ground_truth(run, config.ground_truth)
     if truth_path is not None:
         sections.append(_ground_truth_section(run, truth_path, out, config, result, latents))
@@ -286,6 +291,39 @@ def analyze_run(
     result.files.update({p.stem: p for p in [*trajectory_files, *state_files, *map_files]})
     write_report(result.report, f"cryomotion analysis: {run.paths.root.name}", sections)
     return result
+
+
+def _segmentation_section(run: TrainedRun, out: Path) -> Section | None:
+    """The learned segmentation of a run that has one (the segments system), else None."""
+    root = run.paths.root
+    membership_path = root / "membership.npz"
+    if not membership_path.is_file():
+        return None
+    with np.load(membership_path, allow_pickle=False) as data:
+        membership = data["membership"]
+    segments = hard_segments(membership)
+    ranges = segment_ranges(run.reference, segments)
+    rows = [
+        [str(r.segment), r.chain or "-", str(r.first_residue), str(r.last_residue),
+         str(r.n_residues)]  # fmt: skip
+        for r in ranges
+    ]
+    files = [p for p in sorted(root.glob("segmentation.*")) if p.suffix in (".pdb", ".cif")]
+    files += [p for p in (root / "segments.tsv",) if p.is_file()]
+    plot = root / "segmentation.png"
+    used = len(np.unique(segments))
+    return Section(
+        "Segmentation",
+        paragraphs=[
+            f"{used} of {membership.shape[1]} segments hold residues (each residue in the "
+            f"segment of its largest membership); {len(ranges)} contiguous ranges. The "
+            "model file carries the segment index + 1 in its B-factor column: in ChimeraX, "
+            "color bfactor palette paired.",
+            "Files: " + ", ".join(link(p, out) for p in files),
+        ],
+        tables=[(["segment", "chain", "first residue", "last residue", "residues"], rows)],
+        figures=[(plot, "membership of each residue")] if plot.is_file() else [],
+    )
 
 
 def _ground_truth_section(run, truth_path, out, config, result, latents) -> Section:

@@ -6,12 +6,13 @@ shifts, SNR -10 dB, 64 px at 1.5 Å/px), trains the NMA autoencoder of seed 000 
 normal modes of open AdK) on 32-px Fourier crops for 6 epochs, exports the first
 particles' atomic models, and prints each particle's Cα-RMSD to its true conformation
 next to the rigid baseline (the open reference model itself), for all particles and for
-the 10 % held-out test set. Deterministic for a seed; about a minute on 2 free CPU cores
-(several on a busy machine).
+the 10 % held-out test set; then analyses the run as ``cryomotion analyze`` does
+(latent landscape, PC trajectories, states, maps, report.html). Deterministic for a
+seed; a few minutes on 2 free CPU cores (more on a busy machine).
 
 Writes DIR/data (particles.star/.mrcs, ground_truth.npz, reference.pdb), DIR/run (the
-training run: config, checkpoints, metrics, latents) and DIR/models.cif; DIR must be new
-or empty.
+training run: config, checkpoints, metrics, latents), DIR/run/analysis (report.html and
+the files it links) and DIR/models.cif; DIR must be new or empty.
 
 example:
   cryomotion demo -o cryomotion_demo

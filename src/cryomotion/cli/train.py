@@ -1,9 +1,15 @@
 """Train a motion model on particle images with known poses and CTFs.
 
-SYSTEM picks the motion model; ``nma`` is the normal-mode autoencoder of seed 000: a
-CNN encoder maps each image to a shift correction and the amplitudes of the d lowest
-normal modes of MODEL; the decoder moves MODEL along the modes, rotates it by the
-particle's pose, projects it with its CTF and shift, and an L2 loss trains the encoder.
+SYSTEM picks the motion model:
+  nma       the normal-mode autoencoder of seed 000: a CNN encoder maps each image to a
+            shift correction and the amplitudes of the d lowest normal modes of MODEL; the
+            decoder moves MODEL along the modes, rotates it by the particle's pose,
+            projects it with its CTF and shift; an L2 loss trains the encoder.
+  segments  cryoSPHERE (seed 001): a VAE whose decoder moves --segments learned segments
+            of the residue chain (a Gaussian mixture over the residues, tau = 20) as rigid
+            bodies; correlation loss + KL (+ optional continuity and clash losses). RUN
+            also receives segmentation.pdb (B-factor = segment), segments.tsv (residue
+            ranges) and segmentation.png (per-residue membership).
 
 PARTICLES is a RELION .star, a cryoSPARC .cs, or a stack (.mrcs/.txt) with cryoDRGN
 --poses and --ctf .pkl files (cryoDRGN stacks usually need --invert-data). MODEL is the
@@ -28,6 +34,7 @@ examples:
   cryomotion train nma particles.mrcs ref.pdb --poses poses.pkl --ctf ctf.pkl \\
       --invert-data -o run --box 64
   cryomotion train nma -o run --resume
+  cryomotion train segments particles.star reference.pdb -o run_seg --segments 8
   torchrun --nproc_per_node 4 -m cryomotion.cli.main train nma particles.star ref.pdb -o run
 """
 
@@ -47,7 +54,9 @@ from cryomotion.train.run_dir import RunPaths
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("system", choices=sorted(SYSTEMS), help="motion model (nma: seed 000)")
+    parser.add_argument(
+        "system", choices=sorted(SYSTEMS), help="motion model (nma: seed 000, segments: seed 001)"
+    )
     parser.add_argument(
         "particles", nargs="?", metavar="PARTICLES", help="particles: .star, .cs, or a stack"
     )
@@ -80,6 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--test-fraction", type=float, help="held-out fraction (default 0.1)")
     model = parser.add_argument_group("model")
     model.add_argument("--modes", type=int, help="nma: number of normal modes d (default 16)")
+    model.add_argument(
+        "--latent-dim",
+        type=int,
+        help="latent dimension d (nma: = --modes; segments: default 6 x --segments)",
+    )
+    model.add_argument(
+        "--segments", type=int, help="segments: number of segments N (default 10)"
+    )
     model.add_argument("--width", type=float, help="encoder filters multiplier (default 0.25)")
     model.add_argument(
         "--norm",
@@ -123,6 +140,12 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         raise InputError("expected PARTICLES and MODEL (or --resume with an existing RUN)")
     if (args.particles or args.model) and not (args.particles and args.model):
         raise InputError("expected both PARTICLES and MODEL")
+    if args.modes is not None and args.system != "nma":
+        raise InputError(f"--modes is for the nma system (use --latent-dim for {args.system})")
+    if args.segments is not None and args.system != "segments":
+        raise InputError(f"--segments is for the segments system, not {args.system}")
+    if args.modes is not None and args.latent_dim is not None and args.modes != args.latent_dim:
+        raise InputError(f"--modes {args.modes} and --latent-dim {args.latent_dim} disagree")
     overrides = {
         "reference": args.model,
         "data.particles": args.particles,
@@ -135,7 +158,8 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "data.rotation_center": args.rotation_center,
         "data.use_file_shifts": None if args.no_file_shifts is None else False,
         "data.test_fraction": args.test_fraction,
-        "model.latent_dim": args.modes,
+        "model.latent_dim": args.modes if args.modes is not None else args.latent_dim,
+        "deformation.segments": args.segments,
         "model.width": args.width,
         "model.norm": args.norm,
         "training.epochs": args.epochs,

@@ -9,14 +9,19 @@ from torch import nn
 
 from cryomotion.deform.base import Deformation
 from cryomotion.models.encoder import ImageEncoder
+from cryomotion.train.losses import IMAGE_LOSSES, gaussian_kl
+
+LOG_VAR_BOUND = 10.0
 
 
 class Encoded(NamedTuple):
     """Per-particle estimates: ``latents`` (B, d) and ``shifts`` (B, 2) Å (total, in the
-    particle file's convention: the file's shift plus the predicted correction)."""
+    particle file's convention: the file's shift plus the predicted correction); for a
+    VAE ``latents`` is the posterior mean and ``log_var`` (B, d) its log variance."""
 
     latents: torch.Tensor
     shifts: torch.Tensor
+    log_var: torch.Tensor | None = None
 
 
 class Reconstruction(NamedTuple):
@@ -33,6 +38,12 @@ class MotionAutoencoder(nn.Module):
     The latent head's output is multiplied by the deformation's ``latent_scale``; the
     shift head predicts a correction (Å) added to the shifts given with the images.
 
+    With ``variational`` (a VAE, seed 001) the encoder has a ``latent_log_var`` head too:
+    in training the deformation receives a reparameterised sample of N(mean, var) and the
+    regularisation gains ``latent_kl`` (KL to N(0, I), batch mean, times
+    ``latent_kl_weight``); in eval mode it receives the mean. ``image_loss`` names the
+    loss the trainer applies to (rendered, measured) images (``train.losses``).
+
     The renderer receives the deformed coordinates (B, atoms, 3) Å, the known rotations
     (B, 3, 3), the shifts (B, 2) Å and the CTF parameters (B, 8) and returns images
     (B, D, D). With ``mixed_precision`` the encoder runs under bfloat16 autocast on CUDA;
@@ -45,18 +56,29 @@ class MotionAutoencoder(nn.Module):
         deformation: Deformation,
         renderer: nn.Module,
         mixed_precision: bool = False,
+        variational: bool = False,
+        latent_kl_weight: float = 1.0,
+        image_loss: str = "l2",
     ):
         super().__init__()
-        if encoder.sizes.get("latents") != deformation.latent_dim or "shifts" not in encoder.sizes:
+        d = deformation.latent_dim
+        expected = {"shifts": 2, "latents": d} | ({"latent_log_var": d} if variational else {})
+        if encoder.sizes != expected:
             raise ValueError(
-                f"encoder outputs {encoder.sizes} do not match a deformation with "
-                f"{deformation.latent_dim} latent dimensions (expected 'shifts': 2 and "
-                f"'latents': {deformation.latent_dim})"
+                f"encoder outputs {encoder.sizes} do not match a deformation with {d} latent "
+                f"dimensions (expected {expected})"
             )
+        if image_loss not in IMAGE_LOSSES:
+            names = ", ".join(IMAGE_LOSSES)
+            raise ValueError(f"image loss {image_loss!r}: expected one of {names}")
         self.encoder = encoder
         self.deformation = deformation
         self.renderer = renderer
         self.mixed_precision = mixed_precision
+        self.variational = variational
+        self.latent_kl_weight = latent_kl_weight
+        self.image_loss_name = image_loss
+        self.image_loss = IMAGE_LOSSES[image_loss]
 
     def encode(self, images: torch.Tensor, prior_shifts: torch.Tensor) -> Encoded:
         """Images (B, D, D) and the shifts given with them (B, 2) Å -> ``Encoded``."""
@@ -69,7 +91,11 @@ class MotionAutoencoder(nn.Module):
             outputs = self.encoder(images)
         shifts = prior_shifts.float() + outputs["shifts"].float()
         latents = outputs["latents"].float() * self.deformation.latent_scale
-        return Encoded(latents, shifts)
+        log_var = None
+        if self.variational:
+            # bounded so exp() neither overflows nor collapses the sample to the mean
+            log_var = outputs["latent_log_var"].float().clamp(-LOG_VAR_BOUND, LOG_VAR_BOUND)
+        return Encoded(latents, shifts, log_var)
 
     def forward(
         self,
@@ -79,6 +105,14 @@ class MotionAutoencoder(nn.Module):
         ctf: torch.Tensor | None,
     ) -> Reconstruction:
         encoded = self.encode(images, prior_shifts)
-        deformed = self.deformation(encoded.latents)
+        latents = encoded.latents
+        regularization: dict[str, torch.Tensor] = {}
+        if self.variational:
+            if self.training:
+                noise = torch.randn_like(latents)
+                latents = latents + noise * (0.5 * encoded.log_var).exp()
+            kl = gaussian_kl(encoded.latents, encoded.log_var).mean()
+            regularization["latent_kl"] = self.latent_kl_weight * kl
+        deformed = self.deformation(latents)
         rendered = self.renderer(deformed.coords, rotations, encoded.shifts, ctf)
-        return Reconstruction(rendered, encoded, deformed.regularization)
+        return Reconstruction(rendered, encoded, regularization | deformed.regularization)

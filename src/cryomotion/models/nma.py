@@ -20,6 +20,7 @@ from cryomotion.structure.model import AtomicModel
 log = logging.getLogger(__name__)
 
 MODES_FILE = "modes.npz"
+DEFAULT_MODES = 16  # seed 000's d
 
 
 @dataclass
@@ -76,4 +77,5 @@ SYSTEM = System(
     latent_name="amplitudes",
     prepare=prepare,
     build_deformation=build_deformation,
+    default_latent_dim=lambda settings: DEFAULT_MODES,
 )

@@ -20,6 +20,7 @@ from cryomotion.structure.model import AtomicModel
 # system name -> module defining ``SYSTEM``
 SYSTEMS: dict[str, str] = {
     "nma": "cryomotion.models.nma",
+    "segments": "cryomotion.models.segments",
 }
 
 
@@ -38,6 +39,14 @@ class System:
         there already.
     build_deformation : ``(reference, latent_dim, settings, run_dir)`` -> ``Deformation``,
         from the files ``prepare`` wrote (so a run folder alone rebuilds it).
+    default_latent_dim : ``settings`` -> d when the run's config leaves it unset.
+    variational : the encoder is a VAE's: a Gaussian posterior per particle (mean and log
+        variance heads), sampled in training, its mean at inference, KL to N(0, I) weighted
+        by ``settings.latent_kl_weight``.
+    image_loss : "l2" or "correlation" (see ``train.losses``).
+    finalize : ``(deformation, reference, settings, run_dir)``: write what the system
+        learned besides the latents (e.g. a segmentation) into ``run_dir`` after training;
+        None for nothing.
     """
 
     name: str
@@ -46,6 +55,10 @@ class System:
     latent_name: str
     prepare: Callable[[AtomicModel, int, Any, Path], None]
     build_deformation: Callable[[AtomicModel, int, Any, Path], Deformation]
+    default_latent_dim: Callable[[Any], int]
+    variational: bool = False
+    image_loss: str = "l2"
+    finalize: Callable[[Deformation, AtomicModel, Any, Path], None] | None = None
 
 
 def get_system(name: str) -> System:

@@ -52,7 +52,9 @@ class DataConfig:
 class ModelConfig:
     """The encoder and the latent space."""
 
-    latent_dim: int = 16  # d (for nma: the number of normal modes); 0 = rigid, shifts only
+    # d (nma: the number of normal modes, default 16; segments: default 6 x segments);
+    # 0 = rigid, shifts only; None: the system's default, fixed when the run starts
+    latent_dim: int | None = None
     width: float = 0.25  # filters multiplier of the VGG-like encoder (seed: 1.0)
     norm: str = "batch"  # "batch" (seed; SyncBatchNorm under DDP on CUDA) or "group"
     hidden: list[int] = field(default_factory=lambda: [512, 256])  # MLP head sizes
@@ -92,6 +94,16 @@ class RunConfig:
 RESUMABLE = frozenset(
     {"training.epochs", "training.workers", "training.device", "training.checkpoint_every"}
 )
+
+
+def with_system_defaults(config: RunConfig) -> RunConfig:
+    """``config`` with the settings left to the system (the latent dimension) filled in."""
+    if config.model.latent_dim is not None:
+        return config
+    latent_dim = get_system(config.system).default_latent_dim(config.deformation)
+    return dataclasses.replace(
+        config, model=dataclasses.replace(config.model, latent_dim=latent_dim)
+    )
 
 
 def config_to_dict(config: RunConfig) -> dict:

@@ -1,5 +1,6 @@
 """The tour behind ``cryomotion demo``: simulate AdK opening, train the NMA autoencoder,
-export the per-particle models and score them against the ground truth.
+export the per-particle models, score them against the ground truth and analyse the run
+(landscape, motions, states, report.html).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cryomotion.analysis.metrics import per_particle_rmsd
+from cryomotion.analysis.run_analysis import analyze_run
 from cryomotion.errors import InputError
 from cryomotion.simulate.conformations import morph
 from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset
@@ -46,6 +48,7 @@ class DemoSettings:
     device: str = "auto"
     workers: int = -1  # auto
     exported: int = 20  # particles written to models.cif
+    analyze: bool = True  # end with ``cryomotion analyze`` of the run (report.html)
 
 
 @dataclass(frozen=True)
@@ -133,18 +136,23 @@ def run_demo(
     rmsd = per_particle_rmsd(predicted, true_ca)
     baseline = per_particle_rmsd(np.broadcast_to(run.reference.coords[ca], true_ca.shape), true_ca)
     seconds["evaluate"] = time.perf_counter() - start
+    files = {
+        "data": output / "data",
+        "run": paths.root,
+        "models": models,
+        "latents": paths.latents,
+    }
+    if settings.analyze:
+        start = time.perf_counter()
+        files["report"] = analyze_run(paths.root).report
+        seconds["analyze"] = time.perf_counter() - start
     return DemoResult(
         output=output,
         rmsd=rmsd,
         baseline=baseline,
         is_test=run.is_test,
         seconds=seconds,
-        files={
-            "data": output / "data",
-            "run": paths.root,
-            "models": models,
-            "latents": paths.latents,
-        },
+        files=files,
     )
 
 
@@ -171,7 +179,10 @@ def summary(result: DemoResult) -> str:
     lines.append("Outputs:")
     for name, path in result.files.items():
         lines.append(f"  {name:8s} {path}")
-    lines.append(
-        f"Next: cryomotion analyze {result.files['run']}   (latent space, motions, report)"
-    )
+    if "report" in result.files:
+        lines.append(f"Report: {result.files['report']}  (open it in a web browser)")
+    else:
+        lines.append(
+            f"Next: cryomotion analyze {result.files['run']}   (latent space, motions, report)"
+        )
     return "\n".join(lines)

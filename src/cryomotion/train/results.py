@@ -22,7 +22,7 @@ from cryomotion.models.registry import get_system
 from cryomotion.structure.io import read_model, write_models
 from cryomotion.structure.model import AtomicModel
 from cryomotion.train.checkpoint import load_checkpoint
-from cryomotion.train.config import RunConfig, load_config
+from cryomotion.train.config import RunConfig, load_config, with_system_defaults
 from cryomotion.train.run_dir import RunPaths
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
         raise InputError(f"{run_dir}: no config.yaml (expected a folder written by 'train')")
-    config = load_config(paths.config)
+    config = with_system_defaults(load_config(paths.config))
     system = get_system(config.system)
     if not paths.latents.is_file():
         raise InputError(

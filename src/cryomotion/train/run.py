@@ -23,7 +23,7 @@ from cryomotion.models.autoencoder import MotionAutoencoder
 from cryomotion.models.encoder import NORMS, ImageEncoder
 from cryomotion.models.registry import get_system
 from cryomotion.structure.io import read_model
-from cryomotion.train.config import RunConfig, save_config
+from cryomotion.train.config import RunConfig, save_config, with_system_defaults
 from cryomotion.train.distributed import (
     DistributedContext,
     barrier,
@@ -89,19 +89,27 @@ def build_model(
     renderer = AtomRenderer.from_model(
         reference, dataset.box, dataset.pixel_size, rotation_center=center
     )
+    torch.manual_seed(config.training.seed)  # the deformation may have parameters too
     deformation = system.build_deformation(
         reference, config.model.latent_dim, config.deformation, paths.root
     )
-    torch.manual_seed(config.training.seed)
+    d = config.model.latent_dim
+    heads = {"shifts": 2, "latents": d} | ({"latent_log_var": d} if system.variational else {})
     encoder = ImageEncoder(
         dataset.box,
-        {"shifts": 2, "latents": config.model.latent_dim},
+        heads,
         width=config.model.width,
         norm=config.model.norm,
         hidden=tuple(config.model.hidden),
     )
     return MotionAutoencoder(
-        encoder, deformation, renderer, mixed_precision=config.training.mixed_precision
+        encoder,
+        deformation,
+        renderer,
+        mixed_precision=config.training.mixed_precision,
+        variational=system.variational,
+        latent_kl_weight=getattr(config.deformation, "latent_kl_weight", 1.0),
+        image_loss=system.image_loss,
     )
 
 
@@ -178,7 +186,7 @@ def train_run(
     finished run with more ``epochs`` trains on). Refuses a folder holding a different
     run. Returns the run's paths.
     """
-    config = resolve_paths(config)
+    config = with_system_defaults(resolve_paths(config))
     check_config(config)
     paths = RunPaths(Path(run_dir).resolve())
     own_context = context is None
@@ -238,6 +246,13 @@ def train_run(
         if context.is_main:
             write_latents(paths.latents, predictions, len(dataset), test, system.latent_name)
             log.info("wrote %s", paths.latents)
+            if system.finalize is not None:
+                system.finalize(
+                    trainer.module.deformation.eval(),
+                    read_model(paths.reference),
+                    config.deformation,
+                    paths.root,
+                )
         barrier(context)
         return paths
     finally:

@@ -35,7 +35,6 @@ from cryomotion.train.distributed import (
     barrier,
     gather_arrays,
 )
-from cryomotion.train.losses import image_l2
 from cryomotion.train.metrics import MetricsLog
 
 log = logging.getLogger(__name__)
@@ -195,10 +194,13 @@ class Trainer:
 
     # -- training ---------------------------------------------------------------------
     def step(self, batch: dict) -> torch.Tensor:
-        """One optimizer step on a batch; returns the per-image losses (B,), detached."""
+        """One optimizer step on a batch; returns the per-image losses (B,), detached.
+
+        The loss is the model's image loss (batch mean) plus its regularisation terms.
+        """
         batch = self._to_device(batch)
         output = self.model(batch["image"], batch["rotation"], batch["shift"], batch["ctf"])
-        losses = image_l2(output.images, batch["image"])
+        losses = self.module.image_loss(output.images, batch["image"])
         loss = losses.mean()
         for term in output.regularization.values():
             loss = loss + term
@@ -328,7 +330,8 @@ class Trainer:
                     batch["image"], batch["rotation"], batch["shift"], batch["ctf"]
                 )
                 encoded = output.encoded
-                parts["loss"].append(image_l2(output.images, batch["image"]).cpu().numpy())
+                loss = self.module.image_loss(output.images, batch["image"])
+                parts["loss"].append(loss.cpu().numpy())
             else:
                 encoded = self.module.encode(batch["image"], batch["shift"])
             parts["latents"].append(encoded.latents.cpu().numpy())
