@@ -42,6 +42,12 @@ class Deformation(nn.Module, abc.ABC):
     def forward(self, latents: torch.Tensor) -> Deformed:
         """``latents`` (B, d) -> ``Deformed`` with coords (B, atoms, 3) Å."""
 
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups of the learned parameters (none for a fixed basis);
+        by default one group at the trainer's learning rate ``lr``."""
+        parameters = list(self.parameters())
+        return [{"params": parameters, "lr": lr}] if parameters else []
+
     def check_latents(self, latents: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``latents`` has shape (B, latent_dim)."""
         if latents.ndim != 2 or latents.shape[1] != self.latent_dim:

@@ -107,7 +107,10 @@ class Trainer:
             self.model = DistributedDataParallel(
                 self.module, device_ids=[device.index] if device.type == "cuda" else None
             )
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=settings.lr)
+        own = [p for n, p in self.module.named_parameters() if not n.startswith("deformation.")]
+        groups = [{"params": own, "lr": settings.lr}]
+        groups += self.module.deformation.parameter_groups(settings.lr)
+        self.optimizer = torch.optim.Adam(groups, lr=settings.lr)
         self.sampler = DistributedSampler(
             range(len(self.train_indices)),
             num_replicas=world,

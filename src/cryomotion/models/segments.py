@@ -1,0 +1,133 @@
+"""Seed 001, cryoSPHERE: learned segments of the residue chain moving as rigid bodies.
+
+A VAE: the encoder gives a Gaussian posterior on a latent z per particle; the decoder
+maps z to one rotation and translation per segment; a Gaussian mixture over the residue
+index (shared by all particles, with its own Gaussian posterior) says how much each
+residue belongs to each segment. Trained with the correlation loss and the KL terms.
+
+Nothing is precomputed: the segmentation and the decoder are learned parameters, kept in
+the run's checkpoint. After training the run folder receives the segmentation:
+``segmentation.pdb`` (or ``.cif`` for models too large for PDB) with the segment index
+(1-based) in the B-factor column, ``segments.tsv`` (residue ranges), ``membership.npz``
+(residues × segments) and ``segmentation.png``/``.svg`` (per-residue membership).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cryomotion.analysis.segmentation import (
+    hard_segments,
+    membership_plot,
+    segment_ranges,
+    write_ranges_tsv,
+    write_segmentation_model,
+)
+from cryomotion.atomic_write import atomic_path
+from cryomotion.deform.segments import SegmentDeformation
+from cryomotion.models.registry import System
+from cryomotion.structure.model import AtomicModel
+
+log = logging.getLogger(__name__)
+
+MEMBERSHIP_FILE = "membership.npz"
+RANGES_FILE = "segments.tsv"
+PLOT_FILE = "segmentation.png"
+PDB_ATOM_LIMIT = 99999  # atom serial numbers a PDB file can hold
+
+
+@dataclass
+class SegmentSettings:
+    """The segmentation, the decoder and the VAE's loss weights (seed 001)."""
+
+    segments: int = 10  # N_segm, the number of segments
+    temperature: float = 20.0  # tau of the tempered mixture (paper: 20)
+    hidden: list[int] = field(default_factory=lambda: [256, 256])  # decoder MLP
+    cross_chain: bool = False  # allow a segment to span two chains
+    translation_scale: float = 1.0  # Å per unit of the decoder's translation output
+    segmentation_lr: float | None = None  # Adam rate of the mixture (None: the training rate)
+    latent_kl_weight: float = 1e-3  # β on KL(q(z|image) || N(0, I)), per image
+    segmentation_kl_weight: float = 1e-4  # on the mixture parameters' KL (~ 1 / particles)
+    continuity_weight: float = 0.0  # consecutive Cα distances kept (0: off, as the paper)
+    clash_weight: float = 0.0  # non-adjacent Cα pairs kept >= clash_distance (0: off)
+    clash_distance: float = 4.0  # Å
+
+
+def default_latent_dim(settings: SegmentSettings) -> int:
+    """6 per segment: "a latent variable of dimension 6 N_segm is, in principle, a
+    sufficiently flexible choice" (seed 001, section 6)."""
+    return 6 * settings.segments
+
+
+def prepare(
+    reference: AtomicModel, latent_dim: int, settings: SegmentSettings, run_dir: Path
+) -> None:
+    """Check that the segmentation fits the model (nothing to precompute)."""
+    build_deformation(reference, latent_dim, settings, run_dir)
+
+
+def build_deformation(
+    reference: AtomicModel, latent_dim: int, settings: SegmentSettings, run_dir: Path
+) -> SegmentDeformation:
+    """A fresh segment deformation of ``reference`` (learned values come from the checkpoint)."""
+    return SegmentDeformation.from_model(
+        reference,
+        latent_dim,
+        settings.segments,
+        temperature=settings.temperature,
+        hidden=tuple(settings.hidden),
+        cross_chain=settings.cross_chain,
+        segmentation_kl_weight=settings.segmentation_kl_weight,
+        continuity_weight=settings.continuity_weight,
+        clash_weight=settings.clash_weight,
+        clash_distance=settings.clash_distance,
+        translation_scale=settings.translation_scale,
+        segmentation_lr=settings.segmentation_lr,
+    )
+
+
+@torch.no_grad()
+def finalize(
+    deformation: SegmentDeformation,
+    reference: AtomicModel,
+    settings: SegmentSettings,
+    run_dir: Path,
+) -> None:
+    """Write the learned segmentation into ``run_dir`` (see the module docstring)."""
+    run_dir = Path(run_dir)
+    membership = deformation.membership().detach().cpu().double().numpy()
+    segments = hard_segments(membership)
+    with atomic_path(run_dir / MEMBERSHIP_FILE) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, membership=membership, segment=segments)
+    suffix = ".pdb" if reference.n_atoms <= PDB_ATOM_LIMIT else ".cif"
+    write_segmentation_model(reference, segments, run_dir / f"segmentation{suffix}")
+    ranges = segment_ranges(reference, segments)
+    write_ranges_tsv(ranges, run_dir / RANGES_FILE)
+    membership_plot(reference, membership, run_dir / PLOT_FILE)
+    used = len(np.unique(segments))
+    log.info(
+        "segmentation: %d of %d segments hold residues, %d contiguous ranges (%s)",
+        used,
+        settings.segments,
+        len(ranges),
+        RANGES_FILE,
+    )
+
+
+SYSTEM = System(
+    name="segments",
+    summary="cryoSPHERE (seed 001): learned segments moving as rigid bodies, VAE",
+    settings_class=SegmentSettings,
+    latent_name="latents",
+    prepare=prepare,
+    build_deformation=build_deformation,
+    default_latent_dim=default_latent_dim,
+    variational=True,
+    image_loss="correlation",
+    finalize=finalize,
+)

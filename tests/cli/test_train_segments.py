@@ -1,0 +1,83 @@
+"""`cryomotion train segments`: the run folder with the learned segmentation, export,
+analyze and the settings that belong to one system only."""
+
+import numpy as np
+import pytest
+import yaml
+
+from cryomotion.cli.main import main
+from cryomotion.structure.io import read_model, read_trajectory
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory, adk_open_path, adk_closed_path):
+    sim = tmp_path_factory.mktemp("train_segments") / "sim"
+    assert main([
+        "simulate", "--endpoints", str(adk_open_path), str(adk_closed_path), "--frames", "5",
+        "--particles", "40", "--box", "32", "--pixel-size", "3.0", "--snr", "1",
+        "--seed", "0", "--no-progress", "-o", str(sim),
+    ]) == 0  # fmt: skip
+    return sim
+
+
+def train(sim, run, *extra):
+    return main([
+        "train", "segments", str(sim / "particles.star"), str(sim / "reference.pdb"),
+        "-o", str(run), "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+        "--no-progress", *extra,
+    ])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(simulated, tmp_path_factory):
+    run = tmp_path_factory.mktemp("train_segments_run") / "run"
+    assert train(simulated, run, "--segments", "3") == 0
+    return run
+
+
+def test_run_folder_holds_the_segmentation(trained, simulated):
+    config = yaml.safe_load((trained / "config.yaml").read_text())["config"]
+    assert config["system"] == "segments" and config["deformation"]["segments"] == 3
+    assert config["model"]["latent_dim"] == 18  # the paper's 6 per segment
+    with np.load(trained / "latents.npz") as latents:
+        assert latents["latents"].shape == (40, 18) and np.isfinite(latents["latents"]).all()
+    with np.load(trained / "membership.npz") as data:
+        membership, segment = data["membership"], data["segment"]
+    reference = read_model(simulated / "reference.pdb")
+    assert membership.shape == (reference.n_residues, 3)
+    np.testing.assert_allclose(membership.sum(1), 1.0, rtol=1e-6)
+    model = read_model(trained / "segmentation.pdb")
+    np.testing.assert_array_equal(model.b_factors, segment[reference.residue_index] + 1)
+    lines = (trained / "segments.tsv").read_text().splitlines()
+    assert lines[0].split("\t")[0] == "segment" and len(lines) >= 4  # 3 segments at least
+    assert (trained / "segmentation.png").is_file()
+
+
+def test_export_and_analyze(trained, tmp_path):
+    assert main(["export", str(trained), "-o", str(tmp_path / "m.pdb"), "--indices",
+                 str(_indices(tmp_path))]) == 0  # fmt: skip
+    assert read_trajectory(tmp_path / "m.pdb").shape[0] == 3
+    assert main(["analyze", str(trained), "-o", str(tmp_path / "a"), "--states", "2"]) == 0
+    report = (tmp_path / "a" / "report.html").read_text()
+    assert "Segmentation" in report and "segmentation.pdb" in report
+
+
+def _indices(tmp_path):
+    path = tmp_path / "indices.txt"
+    path.write_text("0\n5\n7\n")
+    return path
+
+
+def test_system_specific_flags_are_refused(simulated, tmp_path, capsys):
+    assert train(simulated, tmp_path / "r", "--modes", "4") == 2
+    assert "--modes" in capsys.readouterr().err
+    assert main(["train", "nma", str(simulated / "particles.star"),
+                 str(simulated / "reference.pdb"), "-o", str(tmp_path / "n"),
+                 "--segments", "4"]) == 2  # fmt: skip
+    assert "--segments" in capsys.readouterr().err
+
+
+def test_resume_refuses_another_segmentation(simulated, trained, capsys):
+    assert main(["train", "segments", "-o", str(trained), "--resume", "--segments", "4",
+                 "--no-progress"]) == 2  # fmt: skip
+    assert "deformation.segments" in capsys.readouterr().err
