@@ -22,27 +22,7 @@ from cryomotion.train.config import TrainingConfig
 from cryomotion.train.trainer import Trainer
 
 
-class Particles(torch.utils.data.Dataset):
-    def __init__(self, images, rotations, shifts, ctf):
-        self.items = [
-            {
-                "image": images[i],
-                "rotation": torch.as_tensor(rotations[i], dtype=torch.float32),
-                "shift": torch.as_tensor(shifts[i], dtype=torch.float32),
-                "ctf": torch.as_tensor(ctf[i], dtype=torch.float32),
-                "index": torch.tensor(i),
-            }
-            for i in range(len(images))
-        ]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
-
-
-def recover(adk_open_path, adk_closed_path, n, epochs, box, pixel_size, coarse, snr):
+def recover(Particles, adk_open_path, adk_closed_path, n, epochs, box, pixel_size, coarse, snr):
     """Train on ``n`` simulated particles; (predicted, true) amplitudes of all of them."""
     open_state = read_model(adk_open_path)
     closed = read_model(adk_closed_path)
@@ -85,18 +65,22 @@ def recover(adk_open_path, adk_closed_path, n, epochs, box, pixel_size, coarse, 
     return predicted["latents"][:, 0], amplitudes[predicted["index"]]
 
 
-def test_amplitudes_recovered_fast(adk_open_path, adk_closed_path):
+def test_amplitudes_recovered_fast(particle_items, adk_open_path, adk_closed_path):
     """Clean 32-px images, residue beads: learning under a minute."""
-    predicted, true = recover(adk_open_path, adk_closed_path, 768, 4, 32, 3.0, True, None)
+    predicted, true = recover(
+        particle_items, adk_open_path, adk_closed_path, 768, 4, 32, 3.0, True, None
+    )
     r = np.corrcoef(predicted, true)[0, 1]
     print(f"correlation of predicted and true amplitudes: {r:.3f}")
     assert abs(r) > 0.8
 
 
 @pytest.mark.slow
-def test_amplitudes_recovered(adk_open_path, adk_closed_path):
+def test_amplitudes_recovered(particle_items, adk_open_path, adk_closed_path):
     """Mildly noisy 32-px images of all heavy atoms."""
-    predicted, true = recover(adk_open_path, adk_closed_path, 2048, 8, 32, 3.0, False, 1.0)
+    predicted, true = recover(
+        particle_items, adk_open_path, adk_closed_path, 2048, 8, 32, 3.0, False, 1.0
+    )
     r = np.corrcoef(predicted, true)[0, 1]
     print(f"correlation of predicted and true amplitudes: {r:.3f}")
     assert abs(r) > 0.9

@@ -95,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="latent dimension d (nma: = --modes; segments: default 6 x --segments)",
     )
     model.add_argument(
-        "--segments", type=int, help="segments: number of segments N (default 10)"
+        "--segments", type=int, help="segments: number of segments N (default 6)"
     )
     model.add_argument("--width", type=float, help="encoder filters multiplier (default 0.25)")
     model.add_argument(
