@@ -75,6 +75,10 @@ def test_system_specific_flags_are_refused(simulated, tmp_path, capsys):
                  str(simulated / "reference.pdb"), "-o", str(tmp_path / "n"),
                  "--segments", "4"]) == 2  # fmt: skip
     assert "--segments" in capsys.readouterr().err
+    assert main(["train", "nma", str(simulated / "particles.star"),
+                 str(simulated / "reference.pdb"), "-o", str(tmp_path / "n"),
+                 "--cross-chain"]) == 2  # fmt: skip
+    assert "--cross-chain" in capsys.readouterr().err
 
 
 def test_resume_refuses_another_segmentation(simulated, trained, capsys):

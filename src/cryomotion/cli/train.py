@@ -97,6 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--segments", type=int, help="segments: number of segments N (default 6)"
     )
+    model.add_argument(
+        "--cross-chain",
+        action="store_true",
+        default=None,
+        help="segments: let a segment span several chains (default: one chain per segment)",
+    )
     model.add_argument("--width", type=float, help="encoder filters multiplier (default 0.25)")
     model.add_argument(
         "--norm",
@@ -142,8 +148,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         raise InputError("expected both PARTICLES and MODEL")
     if args.modes is not None and args.system != "nma":
         raise InputError(f"--modes is for the nma system (use --latent-dim for {args.system})")
-    if args.segments is not None and args.system != "segments":
-        raise InputError(f"--segments is for the segments system, not {args.system}")
+    for flag, value in (("--segments", args.segments), ("--cross-chain", args.cross_chain)):
+        if value is not None and args.system != "segments":
+            raise InputError(f"{flag} is for the segments system, not {args.system}")
     if args.modes is not None and args.latent_dim is not None and args.modes != args.latent_dim:
         raise InputError(f"--modes {args.modes} and --latent-dim {args.latent_dim} disagree")
     overrides = {
@@ -160,6 +167,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "data.test_fraction": args.test_fraction,
         "model.latent_dim": args.modes if args.modes is not None else args.latent_dim,
         "deformation.segments": args.segments,
+        "deformation.cross_chain": args.cross_chain,
         "model.width": args.width,
         "model.norm": args.norm,
         "training.epochs": args.epochs,
