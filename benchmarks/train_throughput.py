@@ -1,8 +1,9 @@
-"""Training throughput of the NMA autoencoder: particles/s per epoch on this device.
+"""Training throughput of the systems (nma, segments): particles/s per epoch on this device.
 
-Simulates AdK particles at 64 px (1.5 Å/px, heavy atoms, SNR 0.1), then trains the
-default configuration (16 modes, encoder width 0.25, batch 256, 10 % test set inferred
-every epoch) for a few epochs through ``train_run``, the code path of ``cryomotion
+Simulates AdK particles at 64 px (1.5 Å/px, heavy atoms, SNR 0.1), then trains each
+system's default configuration (encoder width 0.25, batch 256, 10 % test set inferred
+every epoch; nma: 16 modes; segments: default ``SegmentSettings``, 6 segments, latent
+dimension 36) for a few epochs through ``train_run``, the code path of ``cryomotion
 train``. Reports, per epoch, the training rate (particles/s in the optimisation loop)
 and the epoch rate including test inference, and the time the default configuration
 needs for 4,000 particles x 20 epochs. Optionally repeats with the seed's full-width
@@ -11,8 +12,9 @@ docs/performance.md.
 
 Usage::
 
-    python benchmarks/train_throughput.py                      # CPU, default settings
-    python benchmarks/train_throughput.py --particles 4000 --epochs 20 --widths 0.25 1
+    python benchmarks/train_throughput.py                      # CPU, nma and segments
+    python benchmarks/train_throughput.py --systems nma --particles 4000 --epochs 20 \
+        --widths 0.25 1
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cryomotion.models.segments import SegmentSettings
 from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset
-from cryomotion.train.config import RunConfig
+from cryomotion.train.config import RunConfig, with_system_defaults
 from cryomotion.train.demo import adk_morph
 from cryomotion.train.run import train_run
 from report import write_section
@@ -50,15 +53,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def measure(data: dict, root: Path, width: float, args) -> dict:
-    config = RunConfig(system="nma", reference=str(data["reference"]))
+def measure(data: dict, root: Path, system: str, width: float, args) -> dict:
+    config = with_system_defaults(RunConfig(system=system, reference=str(data["reference"])))
     config.data.particles = str(data["star"])
-    config.model.latent_dim = 16
+    if system == "nma":
+        config.model.latent_dim = 16
     config.model.width = width
     config.training.epochs = args.epochs
     config.training.device = args.device
     config.training.workers = args.workers
-    run_dir = root / f"run_width_{width:g}"
+    run_dir = root / f"run_{system}_width_{width:g}"
     start = time.perf_counter()
     cpu_start = time.process_time()
     train_run(config, run_dir, progress=False)
@@ -70,6 +74,8 @@ def measure(data: dict, root: Path, width: float, args) -> dict:
     train_rates = [float(r["particles_per_s"]) for r in rows]
     epoch_rates = [n_train / float(r["epoch_seconds"]) for r in rows]
     return {
+        "system": system,
+        "latent_dim": config.model.latent_dim,
         "width": width,
         "train_rates": train_rates,
         "epoch_rates": epoch_rates,
@@ -83,6 +89,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--particles", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--systems", nargs="+", default=["nma", "segments"],
+                        choices=["nma", "segments"])
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=-1)
@@ -99,7 +107,11 @@ def main() -> None:
             distribution="uniform",
         )  # fmt: skip
         data = simulate_dataset(reference, frames, simulation, root / "data", progress=False)
-        results = [measure(data, root, width, args) for width in args.widths]
+        results = [
+            measure(data, root, system, width, args)
+            for system in args.systems
+            for width in args.widths
+        ]
 
     if device.startswith("cuda"):
         device_text = torch.cuda.get_device_name()
@@ -107,6 +119,17 @@ def main() -> None:
         device_text = f"{cpu_name()}, {torch.get_num_threads()} threads"
     load = os.getloadavg()
     defaults = RunConfig()
+    segment_defaults = SegmentSettings()
+    system_texts = {
+        "nma": "nma: 16 normal modes",
+        "segments": (
+            f"segments: default settings ({segment_defaults.segments} segments, latent "
+            f"dimension {6 * segment_defaults.segments}, decoder MLP "
+            f"{'×'.join(map(str, segment_defaults.hidden))}, all heavy atoms moved and "
+            "rendered)"
+        ),
+    }
+    systems_text = "; ".join(system_texts[s] for s in args.systems)
     lines = [
         "## Training throughput (`benchmarks/train_throughput.py`)",
         "",
@@ -114,35 +137,45 @@ def main() -> None:
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}, load average {load[0]:.1f} / {load[1]:.1f}"
         " (1 / 5 min; the machine is shared, so rates are our share of it).",
         "",
-        f"Set-up: AdK, {reference.n_atoms} heavy atoms, 64 px at 1.5 Å/px, 16 normal modes, "
-        f"{args.particles} simulated particles (SNR 0.1), 10 % held out and inferred (rendered, "
-        f"loss) after every epoch; default configuration (batch {defaults.training.batch_size}, "
+        f"Set-up: AdK, {reference.n_atoms} heavy atoms, 64 px at 1.5 Å/px; "
+        f"{systems_text}; {args.particles} simulated particles (SNR 0.1), 10 % held out and "
+        "inferred (rendered, loss) after every epoch; default configuration "
+        f"(batch {defaults.training.batch_size}, "
         f"Adam {defaults.training.lr:g}, {defaults.model.norm} norm, "
         f"data-loading workers {args.workers} (-1: auto, none on the CPU)); {args.epochs} "
         "epochs through `train_run`. "
         "*Train* = particles/s in the optimisation loop; *epoch* = training particles / "
         "(loop + test inference) time.",
         "",
-        "| encoder width | train particles/s per epoch | epoch particles/s (incl. test) | "
-        "4,000 particles × 20 epochs |",
-        "|---:|---|---|---:|",
+        "| system | encoder width | train particles/s per epoch | "
+        "epoch particles/s (incl. test) | 4,000 particles × 20 epochs |",
+        "|---|---:|---|---|---:|",
     ]
     for r in results:
         minutes = 20 * 4000 * 0.9 / np.median(r["epoch_rates"]) / 60
+        train = ", ".join(f"{v:.0f}" for v in r["train_rates"])
+        epoch = ", ".join(f"{v:.0f}" for v in r["epoch_rates"])
         lines.append(
-            f"| {r['width']:g} | {', '.join(f'{v:.0f}' for v in r['train_rates'])} | "
-            f"{', '.join(f'{v:.0f}' for v in r['epoch_rates'])} | {minutes:.1f} min |"
+            f"| {r['system']} (d = {r['latent_dim']}) | {r['width']:g} | {train} | {epoch} | "
+            f"{minutes:.1f} min |"
         )
-    default = next((r for r in results if r["width"] == 0.25), results[0])
-    rate = float(np.median(default["epoch_rates"]))
+    measured = []
+    for system in args.systems:
+        runs = [r for r in results if r["system"] == system]
+        default = next((r for r in runs if r["width"] == 0.25), runs[0])
+        rate = float(np.median(default["epoch_rates"]))
+        measured.append(
+            f"{system} {rate:.0f} particles/s (median epoch) → "
+            f"{20 * 4000 * 0.9 / rate / 60:.1f} min"
+        )
     lines += [
         "",
-        f"Target (default configuration, 2 CPU cores): 4,000 particles × 20 epochs in under "
-        f"15 min, i.e. ≥ ~90 particles/s including test inference: measured "
-        f"{rate:.0f} particles/s (median epoch) → "
-        f"{20 * 4000 * 0.9 / rate / 60:.1f} min plus the final inference of all particles. "
+        "Target (default configuration, 2 CPU cores): 4,000 particles × 20 epochs in under "
+        "15 min, i.e. ≥ ~90 particles/s including test inference: measured "
+        f"{'; '.join(measured)}, plus the final inference of all particles. "
         "For comparison, cryoSPHERE trains at ~330–760 particles/s on 2 cores at 64 px "
-        "(coarse-grained, one bead per residue; our decoder renders all heavy atoms).",
+        "(coarse-grained, one bead per residue; our decoders move and render all heavy "
+        "atoms).",
     ]
     markdown = "\n".join(lines)
     print(markdown)
