@@ -91,3 +91,18 @@ def test_report_images_load_in_chromium(analysis, tmp_path):
     )  # fmt: skip
     loaded, total = re.search(r"<title>(\d+)/(\d+)</title>", out.stdout).groups()
     assert int(total) >= 5 and loaded == total
+
+
+def test_umap_embeds_the_latents_or_names_the_missing_extra(trained_run, tmp_path, capsys):
+    _, run = trained_run
+    code = main(["analyze", str(run), "-o", str(tmp_path / "u"), "--umap", "--states", "2",
+                 "--no-maps"])  # fmt: skip
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        assert code == 2
+        assert "umap-learn" in capsys.readouterr().err
+        return
+    assert code == 0
+    assert np.load(tmp_path / "u" / "umap.npy").shape == (48, 2)
+    assert (tmp_path / "u" / "latent_umap.png").is_file()

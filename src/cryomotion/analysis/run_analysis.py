@@ -116,6 +116,14 @@ def analyze_run(
     """Analyse the run in ``run_dir``; write everything into ``output_dir`` (default
     RUN/analysis) and return the paths and headline numbers."""
     config = config or AnalysisConfig()
+    umap = None
+    if config.use_umap:  # before any work: a missing extra fails at once
+        try:
+            import umap  # noqa: PLC0415
+        except ImportError:
+            raise InputError(
+                "--umap needs the optional dependency umap-learn (pip install 'cryomotion[umap]')"
+            ) from None
     run = load_run(run_dir)
     out = Path(output_dir) if output_dir else run.paths.root / "analysis"
     out.mkdir(parents=True, exist_ok=True)
@@ -181,14 +189,7 @@ def analyze_run(
                 "latent PC1/PC2",
             )
         )
-        if config.use_umap:
-            try:
-                import umap  # noqa: PLC0415
-            except ImportError:
-                raise InputError(
-                    "--umap needs the optional dependency umap-learn "
-                    "(pip install 'cryomotion[umap]')"
-                ) from None
+        if umap is not None:
             embedding = umap.UMAP(random_state=config.seed).fit_transform(latents)
             np.save(out / "umap.npy", embedding)
             figures.append((plots.latent_scatter(embedding, out / "latent_umap"), "UMAP"))
