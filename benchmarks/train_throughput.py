@@ -89,8 +89,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--particles", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--systems", nargs="+", default=["nma", "segments"],
-                        choices=["nma", "segments"])
+    parser.add_argument(
+        "--systems", nargs="+", default=["nma", "segments"], choices=["nma", "segments"]
+    )
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=-1)
