@@ -344,11 +344,10 @@ def against_the_seed(results: dict, snr: float, distributions: list[str], args) 
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=Path("seed000_work"))
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """The datasets and training settings shared with seed 001's benchmark (which reuses
+    this benchmark's data and NMA runs, so both must agree on them)."""
     parser.add_argument("--distributions", nargs="+", default=list(DISTRIBUTIONS))
-    parser.add_argument("--dims", type=int, nargs="+", default=[0, 1, 16])
     parser.add_argument("--particles", type=int, default=16000)
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--box", type=int, default=64)
@@ -367,6 +366,13 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("seed000_work"))
+    parser.add_argument("--dims", type=int, nargs="+", default=[0, 1, 16])
+    add_dataset_arguments(parser)
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/")
     args = parser.parse_args()
 

@@ -62,13 +62,12 @@ from cryomotion.analysis.segmentation import (
 )
 from cryomotion.models.registry import get_system
 from cryomotion.models.segments import MEMBERSHIP_FILE, SegmentSettings
-from cryomotion.simulate.conformations import DISTRIBUTIONS
 from cryomotion.structure.superpose import superpose
 from cryomotion.train.config import RunConfig
 from cryomotion.train.results import load_run, particle_coords
 from cryomotion.train.run import train_run
 from report import DOCS, write_section
-from seed000_adk import seed_equivalent_snr_db, simulate
+from seed000_adk import add_dataset_arguments, seed_equivalent_snr_db, simulate
 from seed000_adk import train as train_nma
 
 FIGURE = DOCS / "figures" / "seed001_distances.png"
@@ -686,30 +685,12 @@ def main() -> None:
         default=Path("seed000_work"),
         help="seed 000's work folder (its data and NMA runs are reused)",
     )
-    parser.add_argument("--distributions", nargs="+", default=list(DISTRIBUTIONS))
-    parser.add_argument("--particles", type=int, default=16000)
-    parser.add_argument("--frames", type=int, default=50)
-    parser.add_argument("--box", type=int, default=64)
-    parser.add_argument("--pixel-size", type=float, default=1.5)
-    parser.add_argument("--training-box", type=int, default=32)
-    parser.add_argument(
-        "--snr-db",
-        type=float,
-        nargs="+",
-        default=None,
-        help="noise levels (default: -20 and the seed-equivalent for --box)",
-    )
+    add_dataset_arguments(parser)
     parser.add_argument("--nma-dim", type=int, default=16, help="modes of the NMA runs")
     parser.add_argument("--segments", type=int, default=None,
                         help="segments N (default: SegmentSettings' default, 6)")  # fmt: skip
     parser.add_argument("--emd-particles", type=int, default=500)
     parser.add_argument("--figure-distribution", default="continuous")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--width", type=float, default=0.25)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--no-write", action="store_true", help="print, do not update docs/ (figure: --workdir)"
     )

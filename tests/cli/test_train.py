@@ -13,17 +13,6 @@ from cryomotion.cli.main import main
 from cryomotion.train.checkpoint import load_checkpoint
 
 
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory, adk_open_path, adk_closed_path):
-    sim = tmp_path_factory.mktemp("train_cli") / "sim"
-    assert main([
-        "simulate", "--endpoints", str(adk_open_path), str(adk_closed_path), "--frames", "5",
-        "--particles", "40", "--box", "32", "--pixel-size", "3.0", "--snr", "1",
-        "--seed", "0", "--no-progress", "-o", str(sim),
-    ]) == 0  # fmt: skip
-    return sim
-
-
 def train(sim, run, *extra):
     return main([
         "train", "nma", str(sim / "particles.star"), str(sim / "reference.pdb"), "-o", str(run),

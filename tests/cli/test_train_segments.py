@@ -9,17 +9,6 @@ from cryomotion.cli.main import main
 from cryomotion.structure.io import read_model, read_trajectory
 
 
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory, adk_open_path, adk_closed_path):
-    sim = tmp_path_factory.mktemp("train_segments") / "sim"
-    assert main([
-        "simulate", "--endpoints", str(adk_open_path), str(adk_closed_path), "--frames", "5",
-        "--particles", "40", "--box", "32", "--pixel-size", "3.0", "--snr", "1",
-        "--seed", "0", "--no-progress", "-o", str(sim),
-    ]) == 0  # fmt: skip
-    return sim
-
-
 def train(sim, run, *extra):
     return main([
         "train", "segments", str(sim / "particles.star"), str(sim / "reference.pdb"),

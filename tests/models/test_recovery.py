@@ -11,18 +11,16 @@ import pytest
 import torch
 
 from cryomotion.deform.normal_modes import NormalModeDeformation
-from cryomotion.imaging.noise import add_white_noise
 from cryomotion.imaging.renderer import AtomRenderer
 from cryomotion.models.autoencoder import MotionAutoencoder
 from cryomotion.models.encoder import ImageEncoder
-from cryomotion.simulate.conformations import uniform_rotations
 from cryomotion.structure.io import read_model
 from cryomotion.structure.superpose import superpose
 from cryomotion.train.config import TrainingConfig
 from cryomotion.train.trainer import Trainer
 
 
-def recover(Particles, adk_open_path, adk_closed_path, n, epochs, box, pixel_size, coarse, snr):
+def recover(simulate, adk_open_path, adk_closed_path, n, epochs, box, pixel_size, coarse, snr):
     """Train on ``n`` simulated particles; (predicted, true) amplitudes of all of them."""
     open_state = read_model(adk_open_path)
     closed = read_model(adk_closed_path)
@@ -32,23 +30,11 @@ def recover(Particles, adk_open_path, adk_closed_path, n, epochs, box, pixel_siz
     mode = displacement / np.linalg.norm(displacement)
     rng = np.random.default_rng(0)
     amplitudes = rng.uniform(0, np.linalg.norm(displacement), n)  # 0 ... 7 Å RMS
-    rotations = uniform_rotations(n, rng)
-    shifts = rng.normal(0, 2.0, (n, 2))
-    ctf = np.zeros((n, 8))
-    ctf[:, :2] = rng.uniform(8000, 15000, (n, 1))
-    ctf[:, 3:6] = (300.0, 2.7, 0.1)
     model = open_state.with_coords(reference)
-    renderer = AtomRenderer.from_model(model, box, pixel_size, coarse=coarse)
     truth = NormalModeDeformation(reference, mode[None])
     with torch.no_grad():
-        images = renderer(
-            truth(torch.as_tensor(amplitudes[:, None], dtype=torch.float32)).coords,
-            torch.as_tensor(rotations, dtype=torch.float32),
-            torch.as_tensor(shifts, dtype=torch.float32),
-            torch.as_tensor(ctf, dtype=torch.float32),
-        )
-        if snr:
-            images = add_white_noise(images, snr, generator=torch.Generator().manual_seed(1))
+        coords = truth(torch.as_tensor(amplitudes[:, None], dtype=torch.float32)).coords
+    particles = simulate(model, coords, rng, box, pixel_size, coarse, snr, shift_sd=2.0)
     torch.manual_seed(0)
     autoencoder = MotionAutoencoder(
         ImageEncoder(box, {"shifts": 2, "latents": 1}, width=0.5, norm="batch"),
@@ -57,7 +43,7 @@ def recover(Particles, adk_open_path, adk_closed_path, n, epochs, box, pixel_siz
     )
     settings = TrainingConfig(epochs=epochs, batch_size=16, lr=1e-4, seed=0, workers=0)
     trainer = Trainer(
-        autoencoder, Particles(images, rotations, shifts, ctf), np.arange(n), np.arange(0),
+        autoencoder, particles, np.arange(n), np.arange(0),
         settings, progress=False,
     )  # fmt: skip
     trainer.fit()
@@ -65,10 +51,10 @@ def recover(Particles, adk_open_path, adk_closed_path, n, epochs, box, pixel_siz
     return predicted["latents"][:, 0], amplitudes[predicted["index"]]
 
 
-def test_amplitudes_recovered_fast(particle_items, adk_open_path, adk_closed_path):
+def test_amplitudes_recovered_fast(simulate_particles, adk_open_path, adk_closed_path):
     """Clean 32-px images, residue beads: learning under a minute."""
     predicted, true = recover(
-        particle_items, adk_open_path, adk_closed_path, 768, 4, 32, 3.0, True, None
+        simulate_particles, adk_open_path, adk_closed_path, 768, 4, 32, 3.0, True, None
     )
     r = np.corrcoef(predicted, true)[0, 1]
     print(f"correlation of predicted and true amplitudes: {r:.3f}")
@@ -76,10 +62,10 @@ def test_amplitudes_recovered_fast(particle_items, adk_open_path, adk_closed_pat
 
 
 @pytest.mark.slow
-def test_amplitudes_recovered(particle_items, adk_open_path, adk_closed_path):
+def test_amplitudes_recovered(simulate_particles, adk_open_path, adk_closed_path):
     """Mildly noisy 32-px images of all heavy atoms."""
     predicted, true = recover(
-        particle_items, adk_open_path, adk_closed_path, 2048, 8, 32, 3.0, False, 1.0
+        simulate_particles, adk_open_path, adk_closed_path, 2048, 8, 32, 3.0, False, 1.0
     )
     r = np.corrcoef(predicted, true)[0, 1]
     print(f"correlation of predicted and true amplitudes: {r:.3f}")

@@ -4,8 +4,8 @@ AdK open is the reference. Each particle's true conformation has the LID domain
 (residues 122-159) turned as a rigid body about a fixed axis through its centre by a
 known angle; the rest is fixed. Images are rendered with random poses, shifts and CTFs.
 The VAE sees only the images; the decoder gets the poses and CTFs. Learning is judged on
-the per-particle models (Cα-RMSD to the truth against the rigid reference) and on the
-learned segmentation (does a segment boundary isolate the LID?).
+the per-particle models (Cα-RMSD to the truth against the rigid reference); the learned
+segmentation is not judged here (5 epochs move its boundaries only a little).
 """
 
 import numpy as np
@@ -14,11 +14,9 @@ import torch
 from cryomotion.analysis.metrics import per_particle_rmsd
 from cryomotion.analysis.segmentation import ADK_DOMAINS, domain_labels
 from cryomotion.deform.segments import SegmentDeformation
-from cryomotion.imaging.noise import add_white_noise
 from cryomotion.imaging.renderer import AtomRenderer
 from cryomotion.models.autoencoder import MotionAutoencoder
 from cryomotion.models.encoder import ImageEncoder
-from cryomotion.simulate.conformations import uniform_rotations
 from cryomotion.structure.io import read_model
 from cryomotion.train.config import TrainingConfig
 from cryomotion.train.trainer import Trainer
@@ -38,28 +36,14 @@ def rotate_lid(model, angles, axis):
     return coords
 
 
-def recover(Particles, adk_open_path, n, epochs, box, pixel_size, snr):
+def recover(simulate, adk_open_path, n, epochs, box, pixel_size, snr):
     open_state = read_model(adk_open_path)
     model = open_state.with_coords(open_state.coords - open_state.coords.mean(0)
                                    + (box // 2) * pixel_size)  # fmt: skip
     rng = np.random.default_rng(0)
     angles = rng.uniform(0.0, np.deg2rad(40.0), n)
     truth = rotate_lid(model, angles, np.array([1.0, 0.3, -0.5]))
-    rotations = uniform_rotations(n, rng)
-    shifts = rng.normal(0, 1.0, (n, 2))
-    ctf = np.zeros((n, 8))
-    ctf[:, :2] = rng.uniform(8000, 15000, (n, 1))
-    ctf[:, 3:6] = (300.0, 2.7, 0.1)
-    renderer = AtomRenderer.from_model(model, box, pixel_size, coarse=True)
-    with torch.no_grad():
-        images = renderer(
-            torch.as_tensor(truth, dtype=torch.float32),
-            torch.as_tensor(rotations, dtype=torch.float32),
-            torch.as_tensor(shifts, dtype=torch.float32),
-            torch.as_tensor(ctf, dtype=torch.float32),
-        )
-        if snr:
-            images = add_white_noise(images, snr, generator=torch.Generator().manual_seed(1))
+    particles = simulate(model, truth, rng, box, pixel_size, True, snr, shift_sd=1.0)
     torch.manual_seed(0)
     latent_dim = 4
     deformation = SegmentDeformation.from_model(model, latent_dim, 4, segmentation_lr=1e-2)
@@ -73,7 +57,7 @@ def recover(Particles, adk_open_path, n, epochs, box, pixel_size, snr):
         image_loss="correlation",
     )
     settings = TrainingConfig(epochs=epochs, batch_size=16, lr=3e-4, seed=0, workers=0)
-    trainer = Trainer(autoencoder, Particles(images, rotations, shifts, ctf), np.arange(n),
+    trainer = Trainer(autoencoder, particles, np.arange(n),
                       np.arange(0), settings, progress=False)  # fmt: skip
     trainer.fit()
     predicted = trainer.predict(np.arange(n))
@@ -85,12 +69,11 @@ def recover(Particles, adk_open_path, n, epochs, box, pixel_size, snr):
     rmsd = per_particle_rmsd(coords[:, ca], truth[:, ca])
     baseline = per_particle_rmsd(np.broadcast_to(model.coords[ca], truth[:, ca].shape),
                                  truth[:, ca])  # fmt: skip
-    lid = domain_labels(model, ADK_DOMAINS) == "LID"
-    return rmsd, baseline, deformation.segment_of_residue(), lid
+    return rmsd, baseline
 
 
-def test_lid_motion_recovered_fast(particle_items, adk_open_path):
+def test_lid_motion_recovered_fast(simulate_particles, adk_open_path):
     """Clean 32-px images, residue beads."""
-    rmsd, baseline, segments, lid = recover(particle_items, adk_open_path, 768, 5, 32, 3.0, None)
+    rmsd, baseline = recover(simulate_particles, adk_open_path, 768, 5, 32, 3.0, None)
     print(f"median Cα-RMSD {np.median(rmsd):.2f} Å, rigid reference {np.median(baseline):.2f} Å")
     assert np.median(rmsd) < 0.6 * np.median(baseline)
