@@ -1,5 +1,6 @@
 """`cryomotion analyze` on a real (tiny) training run of simulated data."""
 
+import logging
 import re
 import shutil
 import subprocess
@@ -106,3 +107,73 @@ def test_umap_embeds_the_latents_or_names_the_missing_extra(trained_run, tmp_pat
     assert code == 0
     assert np.load(tmp_path / "u" / "umap.npy").shape == (48, 2)
     assert (tmp_path / "u" / "latent_umap.png").is_file()
+
+
+def _fast_analyze(run, out, *extra):
+    return main(["analyze", str(run), "-o", str(out), "--states", "2", "--pcs", "1",
+                 "--frames", "2", "--no-maps", *extra])  # fmt: skip
+
+
+def test_another_simulators_ground_truth_is_skipped_with_a_warning(trained_run, tmp_path, caplog):
+    sim, run = trained_run
+    truth = sim / "ground_truth.npz"
+    kept = tmp_path / "kept.npz"
+    shutil.copy2(truth, kept)
+    try:  # the file found beside the particles, written by another simulator
+        np.savez(truth, rotations=np.zeros((48, 3, 3)), defocus=np.ones(48))
+        with caplog.at_level(logging.WARNING):
+            assert _fast_analyze(run, tmp_path / "a") == 0
+    finally:
+        shutil.copy2(kept, truth)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "ground_truth.npz" in w and "frame_index, frame_position, frame_coords" in w
+        and "skipped" in w for w in warnings
+    ), warnings  # fmt: skip
+    assert "Against the ground truth" not in (tmp_path / "a" / "report.html").read_text()
+
+
+def test_ground_truth_files_that_do_not_fit_are_input_errors(trained_run, tmp_path):
+    from cryomotion.analysis.run_analysis import _read_ground_truth
+    from cryomotion.errors import InputError
+    from cryomotion.train.results import load_run
+
+    sim, run_dir = trained_run
+    run = load_run(run_dir)
+    with np.load(sim / "ground_truth.npz") as data:
+        good = dict(data)
+    truth = _read_ground_truth(run, sim / "ground_truth.npz", explicit=False)
+    assert truth.models.shape == (48, run.reference.n_atoms, 3)
+    cases = [
+        ({"frame_index": good["frame_index"].astype(object)}, "'frame_index' holds Python objects"),
+        ({"frame_coords": good["frame_coords"][:, :5]}, "frames hold 5 atoms"),
+        ({"frame_index": good["frame_index"][:10]}, "'frame_position' has 48 particles"),
+        ({"frame_index": good["frame_index"] + 100}, "frame_index outside"),
+        ({"frame_position": np.full(48, "x")}, "'frame_position' holds <U1"),
+    ]
+    for change, message in cases:
+        path = tmp_path / "truth.npz"
+        np.savez(path, **{**good, **change})
+        with pytest.raises(InputError, match=message):
+            _read_ground_truth(run, path, explicit=False)
+    np.savez(path, rotations=np.zeros(3))  # another simulator's, asked for by name
+    with pytest.raises(InputError, match="no arrays frame_index, frame_position, frame_coords"):
+        _read_ground_truth(run, path, explicit=True)
+    assert _read_ground_truth(run, path, explicit=False) is None
+
+
+def test_object_arrays_in_membership_are_input_errors(trained_run, tmp_path):
+    from cryomotion.analysis.run_analysis import _segmentation_section
+    from cryomotion.errors import InputError
+    from cryomotion.train.results import load_run
+
+    _, run_dir = trained_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("analysis"))
+    run = load_run(copy)
+    np.savez(copy / "membership.npz", membership=np.ones((3, 2), dtype=object))
+    with pytest.raises(InputError, match=r"membership\.npz: array 'membership' holds Python obj"):
+        _segmentation_section(run, tmp_path)
+    np.savez(copy / "membership.npz", membership=np.ones((3, 2)))
+    with pytest.raises(InputError, match="membership holds 3 residues"):
+        _segmentation_section(run, tmp_path)

@@ -65,7 +65,9 @@ def test_stack_shorter_than_the_star_file(star):
 
 
 @pytest.mark.parametrize("outside", ["../elsewhere/stack.mrcs", "ABSOLUTE"])
-def test_image_name_outside_the_dataset_folder(star, kit, outside):
+def test_image_name_outside_the_dataset_folder_is_read_as_relion_does(star, kit, outside):
+    # RELION and cryoDRGN accept absolute image names and names through ..; so does
+    # cryomotion (its own write_star writes such names for stacks in another folder).
     path, _ = star
     dataset = path.parent / "dataset"
     dataset.mkdir()
@@ -74,7 +76,15 @@ def test_image_name_outside_the_dataset_folder(star, kit, outside):
     target = kit.write_mrcs(path.parent / "elsewhere" / "stack.mrcs", np.zeros((3, 16, 16), "f4"))
     name = str(target) if outside == "ABSOLUTE" else outside
     rewrite(moved, lambda b: b["particles"].__setitem__("rlnImageName", f"000001@{name}"))
-    raises(moved, "outside the dataset folder", call=read_particles, path=moved)
+    table = read_particles(moved)
+    assert set(table.image_files) == {str(target)}
+
+
+def test_image_name_that_is_not_a_regular_file(star):
+    path, _ = star
+    (path.parent / "Extract" / "folder.mrcs").mkdir()
+    rewrite(path, lambda b: b["particles"].__setitem__("rlnImageName", "1@Extract/folder.mrcs"))
+    raises(path, "rlnImageName", "not a regular file", call=read_particles, path=path)
 
 
 def test_nan_pixels_named_by_stack_and_index(star):
@@ -87,11 +97,23 @@ def test_nan_pixels_named_by_stack_and_index(star):
     raises(stack, "image 2", "NaN", call=dataset.__getitem__, index=2)
 
 
-def test_pixel_size_disagreeing_with_the_header(star):
+def test_pixel_size_disagreeing_with_the_header_warns_and_uses_the_metadata(star, caplog):
+    # RELION takes the optics table's pixel size and ignores the stack header.
     path, _ = star
     rewrite(path, lambda b: b["optics"].__setitem__("rlnImagePixelSize", [1.6, 1.2]))
     stack = path.parent / "Extract" / "stack1.mrcs"
-    raises(path, stack, "rlnImagePixelSize 1.6", "voxel size 1.5", call=read_particles, path=path)
+    with caplog.at_level("WARNING"):
+        table = read_particles(path)
+    np.testing.assert_allclose(sorted(set(table.pixel_size)), [1.2, 1.6])
+    warnings = [r.getMessage() for r in caplog.records if "voxel size" in r.getMessage()]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    for text in ("rlnImagePixelSize 1.6", "voxel size 1.5", str(stack), str(path)):
+        assert text in warnings[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        table = read_particles(path, pixel_size=1.7)  # the explicit override wins
+    np.testing.assert_allclose(table.pixel_size, 1.7)
+    assert any("replaced by the given --pixel-size 1.7" in r.getMessage() for r in caplog.records)
 
 
 def test_box_differing_across_stacks(star, kit):

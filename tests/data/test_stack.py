@@ -8,7 +8,9 @@ import mrcfile
 import numpy as np
 import pytest
 
+from cryomotion.data.dataset import ParticleDataset
 from cryomotion.data.stack import StackReader, StackWriter, read_stack_header
+from cryomotion.errors import InputError
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int16])
@@ -94,3 +96,86 @@ def test_reader_keeps_at_most_max_open_files(tmp_path, kit):
         assert reader.read(path, 0)[0, 0] == k
     assert list(reader._open) == paths[2:]
     reader.close()
+
+
+@pytest.mark.parametrize("dtype, mode", [(np.int8, 0), (np.int16, 1), (np.uint16, 6)])
+def test_integer_stack_is_read_in_counts_with_one_warning(tmp_path, kit, caplog, dtype, mode):
+    images = np.random.default_rng(2).integers(0, 100, size=(3, 8, 8)).astype(dtype)
+    path = kit.write_mrcs(tmp_path / "counts.mrcs", images)
+    with caplog.at_level("WARNING"):
+        assert read_stack_header(path).mode == mode
+        reader = StackReader()
+        first, again = reader.read(str(path), 0), reader.read(str(path), 2)
+        read_stack_header(path)
+    warnings = [r.getMessage() for r in caplog.records if str(path) in r.getMessage()]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert f"mode {mode}" in warnings[0] and "as-is, in counts" in warnings[0]
+    assert first.dtype == np.float32
+    np.testing.assert_array_equal(first, images[0].astype(np.float32))  # not normalised
+    np.testing.assert_array_equal(again, images[2].astype(np.float32))
+
+
+def test_float_stack_gives_no_integer_warning(tmp_path, kit, caplog):
+    path = kit.write_mrcs(tmp_path / "float.mrcs", np.zeros((2, 4, 4), np.float32))
+    with caplog.at_level("WARNING"):
+        read_stack_header(path)
+        StackReader().read(str(path), 1)
+    assert not caplog.records
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bz2"])
+def test_compressed_stack_is_named_as_such(tmp_path, kit, kind):
+    import bz2
+    import gzip
+
+    plain = kit.write_mrcs(tmp_path / "plain.mrcs", np.ones((2, 8, 8), np.float32))
+    module = gzip if kind == "gzip" else bz2
+    path = tmp_path / "packed.mrcs"
+    path.write_bytes(module.compress(plain.read_bytes()))
+    with pytest.raises(InputError) as info:
+        read_stack_header(path)
+    message = str(info.value)
+    name = "gzip" if kind == "gzip" else "bzip2"
+    assert str(path) in message and f"{name}-compressed" in message and "decompress" in message
+    assert "truncated" not in message
+
+
+def test_a_volume_is_not_an_image_stack(tmp_path):
+    volume = np.zeros((16, 16, 16), np.float32)
+    path = tmp_path / "map.mrc"
+    with mrcfile.new(path, data=volume) as mrc:
+        mrc.set_volume()
+        mrc.voxel_size = 1.0
+    with pytest.raises(InputError, match="3-D volume.*not an image stack") as info:
+        read_stack_header(path)
+    assert str(path) in str(info.value)
+    # a stack written without set_image_stack (mrcfile's default space group 1) still reads
+    # as a stack when named .mrcs; a cryoSPARC-style .mrc stack (space group 0) reads too
+    with mrcfile.new(tmp_path / "stack.mrcs", data=volume[:3]):
+        pass
+    assert read_stack_header(tmp_path / "stack.mrcs").n_images == 3
+    with mrcfile.new(tmp_path / "stack.mrc", data=volume[:3]) as mrc:
+        mrc.set_image_stack()
+    assert read_stack_header(tmp_path / "stack.mrc").n_images == 3
+
+
+def test_nan_pixel_error_pickles_and_stays_one_line_from_dataloader_workers(tmp_path, kit):
+    import torch
+
+    from cryomotion.data.stack import ImageValueError
+
+    error = ImageValueError("/data/s.mrcs: image 2 has NaN")
+    clone = pickle.loads(pickle.dumps(error))
+    assert isinstance(clone, InputError) and str(clone) == str(error)
+    assert str(pickle.loads(pickle.dumps(InputError("a: b")))) == "a: b"
+
+    table, _ = kit.make_table(tmp_path, per_stack=4)
+    stack = tmp_path / "Extract" / "stack1.mrcs"
+    with mrcfile.open(stack, mode="r+") as mrc:
+        mrc.data[3, 1, 1] = np.inf
+    loader = torch.utils.data.DataLoader(ParticleDataset(table), batch_size=2, num_workers=1)
+    with pytest.raises(InputError) as info:
+        list(loader)
+    message = str(info.value)
+    assert message.startswith(f"{stack.resolve()}: image 3 ") and "NaN or infinite" in message
+    assert "\n" not in message and "Traceback" not in message

@@ -1,8 +1,17 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from cryomotion.errors import InputError
-from cryomotion.structure.io import read_model, read_trajectory, write_models
+from cryomotion.structure.io import (
+    check_fits_pdb,
+    fits_pdb,
+    read_model,
+    read_trajectory,
+    write_models,
+)
+from cryomotion.structure.model import AtomicModel
 
 
 def test_adk_elements_inferred_without_element_column(adk_open_path):
@@ -114,3 +123,67 @@ def test_trajectory_with_other_atoms_is_refused(tmp_path, adk_open_path, gramici
     reference = read_model(adk_open_path)
     with pytest.raises(InputError, match="atoms"):
         read_trajectory(gramicidin_path, reference)
+
+
+def _with_coordinate(text: str, line_index: int, value: str) -> str:
+    """A PDB text with the x coordinate of its ``line_index``-th ATOM record replaced."""
+    lines = text.splitlines(keepends=True)
+    atoms = [i for i, line in enumerate(lines) if line.startswith("ATOM")]
+    i = atoms[line_index]
+    lines[i] = lines[i][:30] + f"{value:>8}" + lines[i][38:]
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_coordinates_are_a_one_line_error(adk_open_path, tmp_path, value):
+    path = tmp_path / "bad.pdb"
+    path.write_text(_with_coordinate(adk_open_path.read_text(), 0, value))
+    with pytest.raises(InputError) as err:
+        read_model(path)
+    message = str(err.value)
+    assert str(path) in message and "not finite" in message and "serial 1" in message
+    assert "\n" not in message
+
+
+def test_non_finite_coordinates_in_mmcif(adk_open_path, tmp_path):
+    model = read_model(adk_open_path)
+    cif = write_models(tmp_path / "good.cif", model)
+    text = cif.read_text()
+    x = f"{model.coords[0, 0]:.3f}"
+    assert x in text
+    bad = tmp_path / "bad.cif"
+    bad.write_text(text.replace(f" {x} ", " nan ", 1))
+    with pytest.raises(InputError, match=r"bad\.cif: atom 'N' .*not finite"):
+        read_model(bad)
+
+
+def test_no_macromolecule_is_a_one_line_error(tmp_path):
+    water = tmp_path / "water.pdb"
+    water.write_text(
+        "HETATM    1  O   HOH A   1       1.000   2.000   3.000  1.00  0.00           O\nEND\n"
+    )
+    empty = tmp_path / "empty.pdb"
+    empty.write_text("")
+    for path in (water, empty):
+        with pytest.raises(InputError, match="no protein or nucleic-acid atoms|no models"):
+            read_model(path)
+
+
+def test_pdb_limits_refused_for_a_named_output(adk_open_path, tmp_path):
+    model = read_model(adk_open_path)
+    assert fits_pdb(model)
+    check_fits_pdb(model, tmp_path / "ok.pdb")
+    n = 100_000
+    big = AtomicModel(
+        coords=np.zeros((n, 3)), elements=np.full(n, "C"), atom_names=np.full(n, "CA"),
+        residue_names=np.full(n, "ALA"), residue_numbers=np.arange(n) % 9999 + 1,
+        insertion_codes=np.full(n, ""), chain_ids=np.full(n, "A"), b_factors=np.zeros(n),
+        occupancies=np.ones(n), is_hetero=np.zeros(n, dtype=bool),
+    )  # fmt: skip
+    assert not fits_pdb(big)
+    with pytest.raises(InputError, match=r"100000 atoms do not fit the PDB format.*big\.cif"):
+        check_fits_pdb(big, tmp_path / "big.pdb")
+    check_fits_pdb(big, tmp_path / "big.cif")  # mmCIF holds any number
+    renumbered = replace(model, residue_numbers=model.residue_numbers + 10_000)
+    with pytest.raises(InputError, match="residue numbers"):
+        check_fits_pdb(renumbered, tmp_path / "x.pdb")

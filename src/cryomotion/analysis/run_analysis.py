@@ -27,6 +27,7 @@ from cryomotion.data.poses import resolve_rotation_center
 from cryomotion.data.readers import read_particles
 from cryomotion.data.star import write_star_subset
 from cryomotion.errors import InputError
+from cryomotion.npz_arrays import INTEGER, Array, load_arrays, missing_keys
 from cryomotion.structure.io import write_models
 from cryomotion.train.results import TrainedRun, load_run, particle_coords
 
@@ -157,6 +158,9 @@ def analyze_run(
         ctf=run.config.data.ctf,
         pixel_size=run.config.data.pixel_size,
         dataset_dir=run.config.data.dataset_dir,
+        amplitude_contrast=run.config.data.amplitude_contrast,
+        voltage=run.config.data.voltage,
+        spherical_aberration=run.config.data.spherical_aberration,
     )
     pixel_size = float(np.median(table.pixel_size))
     box = table.box_size
@@ -286,8 +290,11 @@ def analyze_run(
         sections.append(segmentation)
 
     truth_path = _find_ground_truth(run, config.ground_truth)
+    truth = None
     if truth_path is not None:
-        sections.append(_ground_truth_section(run, truth_path, out, config, result, latents))
+        truth = _read_ground_truth(run, truth_path, explicit=bool(config.ground_truth))
+    if truth is not None:
+        sections.append(_ground_truth_section(run, truth, out, config, result, latents))
 
     result.files.update({p.stem: p for p in [*trajectory_files, *state_files, *map_files]})
     write_report(result.report, f"cryomotion analysis: {run.paths.root.name}", sections)
@@ -300,8 +307,17 @@ def _segmentation_section(run: TrainedRun, out: Path) -> Section | None:
     membership_path = root / "membership.npz"
     if not membership_path.is_file():
         return None
-    with np.load(membership_path, allow_pickle=False) as data:
-        membership = data["membership"]
+    membership = load_arrays(
+        membership_path,
+        {"membership": ("residues", "segments")},
+        what="the learned segmentation written by 'cryomotion train segments'",
+    )["membership"]
+    if membership.shape[0] != run.reference.n_residues or membership.shape[1] == 0:
+        raise InputError(
+            f"{membership_path}: membership holds {membership.shape[0]} residues x "
+            f"{membership.shape[1]} segments, the run's reference model "
+            f"{run.reference.n_residues} residues (expected the same, and segments ≥ 1)"
+        )
     segments = hard_segments(membership)
     ranges = segment_ranges(run.reference, segments)
     rows = [
@@ -327,18 +343,62 @@ def _segmentation_section(run: TrainedRun, out: Path) -> Section | None:
     )
 
 
-def _ground_truth_section(run, truth_path, out, config, result, latents) -> Section:
-    with np.load(truth_path, allow_pickle=False) as truth:
-        frame_index = truth["frame_index"][run.particle_index]
-        position = truth["frame_position"][run.particle_index]
-        frames = truth["frame_coords"]
+GROUND_TRUTH_ARRAYS = {
+    "frame_index": Array(("particles",), INTEGER),  # the frame each particle was drawn from
+    "frame_position": ("particles",),  # that frame's position along the trajectory
+    "frame_coords": ("frames", "atoms", 3),  # the frames' models, Å
+}
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The true model and trajectory position of each particle of a run."""
+
+    path: Path
+    models: np.ndarray  # (particles, atoms, 3) Å
+    position: np.ndarray  # (particles,)
+
+
+def _read_ground_truth(run: TrainedRun, path: Path, explicit: bool) -> GroundTruth | None:
+    """The ground truth of ``run``'s particles from a ``ground_truth.npz`` written by
+    ``cryomotion simulate``. A file found beside the particles without the arrays this
+    needs (e.g. another simulator's) is skipped with a warning; one given explicitly is
+    an ``InputError``, as are object arrays and arrays that do not fit the run."""
+    missing = missing_keys(path, GROUND_TRUTH_ARRAYS)
+    if missing:
+        message = (
+            f"{path}: no array{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(expected a ground_truth.npz written by 'cryomotion simulate')"
+        )
+        if explicit:
+            raise InputError(message)
+        log.warning("%s; the comparison with the ground truth is skipped", message)
+        return None
+    truth = load_arrays(path, GROUND_TRUTH_ARRAYS, what="a ground_truth.npz from 'simulate'")
+    frame_index, frames = truth["frame_index"].astype(np.int64), truth["frame_coords"]
     if frames.shape[1] != run.reference.n_atoms:
         raise InputError(
-            f"{truth_path}: frames hold {frames.shape[1]} atoms, the run's reference model "
+            f"{path}: frames hold {frames.shape[1]} atoms, the run's reference model "
             f"{run.reference.n_atoms} (expected the same atoms)"
         )
+    needed = int(run.particle_index.max()) + 1 if run.n_particles else 0
+    if len(frame_index) < needed:
+        raise InputError(
+            f"{path}: ground truth for {len(frame_index)} particles, the run has particle "
+            f"index {needed - 1} (expected one entry per particle of the dataset)"
+        )
+    if len(frame_index) and (frame_index.min() < 0 or frame_index.max() >= len(frames)):
+        raise InputError(
+            f"{path}: frame_index outside the {len(frames)} frames of frame_coords "
+            f"(expected indices in 0..{len(frames) - 1})"
+        )
+    index = run.particle_index
+    return GroundTruth(path, frames[frame_index[index]], truth["frame_position"][index])
+
+
+def _ground_truth_section(run, truth: GroundTruth, out, config, result, latents) -> Section:
+    truth_path, position, true_models = truth.path, truth.position, truth.models
     predicted = particle_coords(run, np.arange(run.n_particles))
-    true_models = frames[frame_index]
     ca = run.reference.ca_index[run.reference.ca_index >= 0]
     rmsd = per_particle_rmsd(predicted[:, ca], true_models[:, ca])
     baseline = per_particle_rmsd(

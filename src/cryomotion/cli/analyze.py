@@ -8,6 +8,9 @@ all its columns) and index lists, a ChimeraX script (analysis.cxc), plots (PNG a
 and report.html, one self-contained page. When the particles were simulated by
 `cryomotion simulate` (ground_truth.npz beside them), it adds the RMSD to the truth.
 
+DIR may not be RUN itself nor lie inside another training run or a simulated dataset
+folder, unless --force.
+
 example:
   cryomotion analyze runs/adk --pcs 3 --states 8
 """
@@ -15,23 +18,37 @@ example:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cryomotion.analysis.run_analysis import AnalysisConfig, analyze_run
+from cryomotion.cli.flag_types import integer
+from cryomotion.cli.output_guard import add_force_argument, check_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="training run folder")
-    parser.add_argument("-o", "--output", help="output folder (default RUN/analysis)")
-    parser.add_argument("--pcs", type=int, default=3, help="principal components to sweep")
-    parser.add_argument("--states", type=int, default=8, help="k-means states")
-    parser.add_argument("--frames", type=int, default=10, help="frames per PC trajectory")
+    parser.add_argument(
+        "-o", "--output", metavar="DIR", help="output folder (default RUN/analysis)"
+    )
+    add_force_argument(parser, "write DIR even inside another run or a dataset folder")
+    parser.add_argument("--pcs", type=integer(1), default=3, help="principal components to sweep")
+    parser.add_argument("--states", type=integer(1), default=8, help="k-means states")
+    parser.add_argument("--frames", type=integer(2), default=10, help="frames per PC trajectory")
     parser.add_argument("--umap", action="store_true", help="UMAP embedding (needs umap-learn)")
     parser.add_argument("--no-maps", action="store_true", help="skip the MRC maps of the states")
     parser.add_argument("--ground-truth", help="ground_truth.npz of a simulated dataset")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=integer(0), default=0)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(
+            args.output,
+            [args.ground_truth],
+            force=args.force,
+            folder=True,
+            own=Path(args.run),
+        )
     config = AnalysisConfig(
         n_pcs=args.pcs,
         n_states=args.states,

@@ -12,7 +12,8 @@ seed; a few minutes on 2 free CPU cores (more on a busy machine).
 
 Writes DIR/data (particles.star/.mrcs, ground_truth.npz, reference.pdb), DIR/run (the
 training run: config, checkpoints, metrics, latents), DIR/run/analysis (report.html and
-the files it links) and DIR/models.cif; DIR must be new or empty.
+the files it links) and DIR/models.cif; DIR must be new or empty, and not inside a
+training run or simulated dataset folder (unless --force).
 
 example:
   cryomotion demo -o cryomotion_demo
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 
+from cryomotion.cli.flag_types import integer, real
+from cryomotion.cli.output_guard import add_force_argument, check_output
 from cryomotion.train.demo import DemoSettings, run_demo, summary
 
 
@@ -34,29 +37,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="output folder (default cryomotion_demo/)",
     )
+    add_force_argument(parser, "write DIR even inside a training run or dataset folder")
     parser.add_argument(
         "--particles",
-        type=int,
+        type=integer(20),
         default=defaults.particles,
         help=f"simulated particles (default {defaults.particles})",
     )
     parser.add_argument(
         "--epochs",
-        type=int,
+        type=integer(1),
         default=defaults.epochs,
         help=f"training epochs (default {defaults.epochs})",
     )
     parser.add_argument(
         "--snr-db",
-        type=float,
+        type=real(),
         default=defaults.snr_db,
         help=f"signal-to-noise ratio in dB (default {defaults.snr_db:g})",
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
+    parser.add_argument("--seed", type=integer(0), default=defaults.seed, help="random seed")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     parser.add_argument(
         "--workers",
-        type=int,
+        type=integer(-1),
         default=defaults.workers,
         help="data-loading processes (default: 0 on CPU, 4 on CUDA)",
     )
@@ -64,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.output, force=args.force, folder=True)
     settings = DemoSettings(
         particles=args.particles,
         epochs=args.epochs,

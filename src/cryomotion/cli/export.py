@@ -12,6 +12,9 @@ outside evaluation scores.
 Particles: --all, or --indices (a .npy or text file of 0-based indices, or ranges like
 0-99,120); by default the first 100 particles.
 
+OUTPUT may not be an input (the run's files, its reference model or particle files, the
+index file) nor lie inside a training run or simulated dataset folder, unless --force.
+
 examples:
   cryomotion export run -o models.cif
   cryomotion export run -o all_models.npz --all
@@ -24,7 +27,9 @@ import argparse
 
 import numpy as np
 
+from cryomotion.cli.output_guard import add_force_argument, check_output
 from cryomotion.data.selection import parse_indices
+from cryomotion.structure.io import check_fits_pdb
 from cryomotion.train.results import export_models, load_run
 
 DEFAULT_COUNT = 100
@@ -33,6 +38,9 @@ DEFAULT_COUNT = 100
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN", help="run folder written by 'cryomotion train'")
     parser.add_argument("-o", "--output", required=True, help="models.cif, models.pdb or .npz")
+    add_force_argument(
+        parser, "write OUTPUT even over an input file or inside a run or dataset folder"
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every particle")
     which.add_argument("--indices", help="index file (.npy/.txt) or ranges like 0-99,120")
@@ -40,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     trained = load_run(args.run)
+    data = trained.config.data
+    inputs = [trained.paths.reference, trained.config.reference, args.indices]
+    inputs += [data.particles, data.poses, data.ctf]
+    check_output(args.output, inputs, force=args.force)
+    check_fits_pdb(trained.reference, args.output)
     n_particles = trained.n_particles
     if args.all:
         indices = np.arange(n_particles)

@@ -8,6 +8,9 @@ displacement to another conformation of the same atoms and the cumulative overla
 much of that change the first modes can reach); with --animate, writes each mode as a
 multi-model PDB file that PyMOL or ChimeraX plays as a movie.
 
+Neither the modes file nor an animation may be one of the input models, nor lie inside
+a training run or simulated dataset folder (a run's own modes.npz), unless --force.
+
 example:
   cryomotion nma adk_open.pdb -n 16 -o modes.npz --compare adk_closed.pdb --animate movies/
 """
@@ -20,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cryomotion.cli.flag_types import integer, real
+from cryomotion.cli.output_guard import add_force_argument, check_not_input, check_output
 from cryomotion.dynamics.anm import DEFAULT_KERNEL_WIDTH, compute_normal_modes
 from cryomotion.dynamics.modes import NormalModes
 from cryomotion.dynamics.nodes import NODE_KINDS, select_nodes
@@ -30,17 +35,24 @@ from cryomotion.dynamics.overlap import (
     overlap,
 )
 from cryomotion.errors import InputError
-from cryomotion.structure.io import check_same_atoms, read_model, write_models
+from cryomotion.structure.io import check_same_atoms, fits_pdb, read_model, write_models
 from cryomotion.structure.model import AtomicModel
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="reference atomic model (PDB or mmCIF)")
     parser.add_argument(
-        "-n", "--n-modes", type=int, default=20, help="number of non-trivial modes (default 20)"
+        "-n",
+        "--n-modes",
+        type=integer(0),
+        default=20,
+        help="number of non-trivial modes (default 20)",
     )
     parser.add_argument(
         "-o", "--output", type=Path, default=Path("modes.npz"), help="modes file (.npz)"
+    )
+    add_force_argument(
+        parser, "write the outputs even over an input model or inside a run or dataset folder"
     )
     parser.add_argument(
         "--nodes",
@@ -48,17 +60,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="ca",
         help="network nodes: Cα per residue, residue centroids, or all heavy atoms (default ca)",
     )
-    parser.add_argument("--cutoff", type=float, default=15.0, help="spring cutoff in Å (15)")
-    parser.add_argument("--gamma", type=float, default=1.0, help="spring constant γ (1)")
+    parser.add_argument(
+        "--cutoff", type=real(above=0), default=15.0, help="spring cutoff in Å (15)"
+    )
+    parser.add_argument("--gamma", type=real(above=0), default=1.0, help="spring constant γ (1)")
     parser.add_argument(
         "--distance-exponent",
-        type=float,
+        type=real(minimum=0),
         default=0.0,
         help="p in distance-dependent springs γ (3.8 Å / r)^p (default 0: uniform)",
     )
     parser.add_argument(
         "--kernel-width",
-        type=float,
+        type=real(minimum=0),
         default=DEFAULT_KERNEL_WIDTH,
         help=f"Å, width of the node-to-atom interpolation kernel ({DEFAULT_KERNEL_WIDTH:g}; "
         "0: each atom follows its residue's node)",
@@ -83,12 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--amplitude",
-        type=float,
+        type=real(above=0),
         default=2.0,
         help="Å, largest RMS displacement of the animated sweeps (default 2)",
     )
     parser.add_argument(
-        "--frames", type=int, default=20, help="models per animated sweep (default 20)"
+        "--frames", type=integer(2), default=20, help="models per animated sweep (default 20)"
     )
 
 
@@ -101,11 +115,26 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--amplitude {args.amplitude}: expected a positive RMS distance in Å")
 
 
+def _check_outputs(args: argparse.Namespace, model: AtomicModel) -> None:
+    inputs = (args.model, args.compare)
+    check_output(args.output, inputs, force=args.force)
+    if args.animate is not None:
+        suffix = _animation_suffix(model)
+        check_output(args.animate, force=args.force, flag="--animate", folder=True)
+        for index in range(args.n_modes):
+            path = args.animate / f"mode_{index + 1:02d}{suffix}"
+            check_not_input(path, inputs, force=args.force, flag="--animate")
+
+
+def _animation_suffix(model: AtomicModel) -> str:
+    return ".pdb" if fits_pdb(model) else ".cif"  # PDB atom serials end at 99,999
+
+
 def _animate(
     model: AtomicModel, modes: NormalModes, folder: Path, amplitude: float, frames: int
 ) -> list[Path]:
     """One multi-model file per mode, its sweep to ±amplitude Å RMS and back."""
-    suffix = ".pdb" if model.n_atoms <= 99_999 else ".cif"  # PDB atom serials end at 99,999
+    suffix = _animation_suffix(model)
     paths = []
     for index in range(modes.n_modes):
         path = folder / f"mode_{index + 1:02d}{suffix}"
@@ -121,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compare is not None:
         other = read_model(args.compare, keep_hydrogens=args.hydrogens)
         check_same_atoms(model, other, str(args.compare))
+    _check_outputs(args, model)
     modes = compute_normal_modes(
         model,
         n_modes=args.n_modes,

@@ -9,6 +9,10 @@ The model is taken to be in the frame of the consensus map the particles were re
 against (rotation centre at the box centre, (box//2)·pixel size on each axis); use
 --rotation-center centroid for a model centred on its own centroid instead.
 
+OUTPUT may not be one of the inputs (the model, the particle, pose and CTF files, the
+particles' own stacks) nor lie inside a training run or simulated dataset folder, unless
+--force is given.
+
 example:
   cryomotion project reference.pdb particles.star -o projections.mrcs --indices 0-99
 """
@@ -17,6 +21,10 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
+from cryomotion.cli.flag_types import integer, real
+from cryomotion.cli.output_guard import add_force_argument, check_output
 from cryomotion.data.readers import read_particles
 from cryomotion.data.selection import parse_indices
 from cryomotion.simulate.project import project_particles
@@ -27,9 +35,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="atomic model (PDB/mmCIF)")
     parser.add_argument("particles", help="particles: .star, .cs, or a stack with --poses/--ctf")
     parser.add_argument("-o", "--output", required=True, help="output stack (.mrcs)")
+    add_force_argument(
+        parser, "write OUTPUT even over an input file or inside a run or dataset folder"
+    )
     parser.add_argument("--poses", help="cryoDRGN poses.pkl (with a stack as PARTICLES)")
     parser.add_argument("--ctf", help="cryoDRGN ctf.pkl (with a stack as PARTICLES)")
-    parser.add_argument("--pixel-size", type=float, help="pixel size (Å) if the file has none")
+    parser.add_argument(
+        "--pixel-size", type=real(above=0), help="pixel size (Å) if the file has none"
+    )
+    parser.add_argument(
+        "--amplitude-contrast",
+        type=real(minimum=0, maximum=1),
+        help="amplitude contrast (fraction); default the file's, else 0 as RELION",
+    )
+    parser.add_argument(
+        "--voltage", type=real(above=0), help="voltage (kV) if the file has none"
+    )
+    parser.add_argument(
+        "--spherical-aberration", type=real(), help="Cs (mm) if the file has none"
+    )
     parser.add_argument("--dataset-dir", help="folder that image paths are relative to")
     parser.add_argument("--no-ctf", action="store_true", help="render without the CTF")
     parser.add_argument(
@@ -42,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="box (default: model in the consensus map frame), centroid, or x,y,z in Å",
     )
     parser.add_argument("--hydrogens", action="store_true", help="keep hydrogen atoms")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=integer(1), default=128)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
 
 
@@ -54,8 +78,14 @@ def run(args: argparse.Namespace) -> int:
         ctf=args.ctf,
         pixel_size=args.pixel_size,
         dataset_dir=args.dataset_dir,
+        amplitude_contrast=args.amplitude_contrast,
+        voltage=args.voltage,
+        spherical_aberration=args.spherical_aberration,
     )
     indices = parse_indices(args.indices, len(table))
+    inputs = [args.model, args.particles, args.poses, args.ctf, args.indices]
+    inputs += list(np.unique(table.image_files))
+    check_output(args.output, inputs, force=args.force)
     path = project_particles(
         model,
         table,

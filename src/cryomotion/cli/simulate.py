@@ -8,7 +8,9 @@ frames, a uniform random pose, a random shift, a log-normal defocus and white no
 Writes DIR/particles.mrcs, DIR/particles.star (RELION 3.1), DIR/ground_truth.npz
 (frame per particle, rotations, shifts, CTF, frame coordinates), DIR/reference.pdb (the
 reference model placed in the box, as if docked into the consensus map) and
-DIR/simulation.yaml.
+DIR/simulation.yaml. DIR must not hold a dataset already (--force replaces it: its files
+are removed before the new ones are written) nor lie inside a training run or another
+dataset; no output may be one of the input files.
 
 example:
   cryomotion simulate --endpoints adk_open.pdb adk_closed.pdb --frames 50 \\
@@ -23,12 +25,20 @@ import math
 import re
 import shlex
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from cryomotion.cli.flag_types import integer, real
+from cryomotion.cli.output_guard import (
+    add_force_argument,
+    check_new_files,
+    check_not_input,
+    check_output,
+)
 from cryomotion.errors import InputError
 from cryomotion.simulate.conformations import DISTRIBUTIONS, morph
-from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset
+from cryomotion.simulate.dataset import DATASET_FILES, SimulationConfig, simulate_dataset
 from cryomotion.structure.io import check_same_atoms, read_model, read_trajectory
 from cryomotion.structure.superpose import superpose
 
@@ -55,7 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--trajectory", metavar="FILE", help="multi-model PDB/mmCIF of frames")
     source.add_argument("--endpoints", nargs=2, metavar=("A", "B"), help="two structures to morph")
-    parser.add_argument("--frames", type=int, default=50, help="frames of the morph (default 50)")
+    parser.add_argument(
+        "--frames", type=integer(2), default=50, help="frames of the morph (default 50)"
+    )
     parser.add_argument(
         "--reference",
         metavar="MODEL",
@@ -69,23 +81,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="uniform",
         help=f"{', '.join(DISTRIBUTIONS)}, or a text file with one weight per frame",
     )
-    parser.add_argument("--particles", type=int, default=1000, help="number of particles")
-    parser.add_argument("--box", type=int, default=64, help="box size (px)")
-    parser.add_argument("--pixel-size", type=float, default=1.5, help="pixel size (Å/px)")
+    parser.add_argument("--particles", type=integer(1), default=1000, help="number of particles")
+    parser.add_argument("--box", type=integer(8), default=64, help="box size (px)")
+    parser.add_argument("--pixel-size", type=real(above=0), default=1.5, help="pixel size (Å/px)")
     parser.add_argument(
         "--snr", type=parse_snr, default=0.01, help="SNR: a number, -20dB, or inf (default 0.01)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--defocus-mean", type=float, default=10000.0, help="mean defocus (Å)")
-    parser.add_argument("--defocus-std", type=float, default=3000.0, help="defocus sd (Å)")
-    parser.add_argument("--astigmatism", type=float, default=0.0, help="defocus_u - defocus_v (Å)")
-    parser.add_argument("--voltage", type=float, default=300.0, help="voltage (kV)")
-    parser.add_argument("--cs", type=float, default=2.7, help="spherical aberration (mm)")
-    parser.add_argument("--amplitude-contrast", type=float, default=0.1)
-    parser.add_argument("--shift-std", type=float, default=2.0, help="shift sd per axis (Å)")
+    parser.add_argument("--seed", type=integer(0), default=0, help="random seed")
+    parser.add_argument(
+        "--defocus-mean", type=real(above=0), default=10000.0, help="mean defocus (Å)"
+    )
+    parser.add_argument(
+        "--defocus-std", type=real(minimum=0), default=3000.0, help="defocus sd (Å)"
+    )
+    parser.add_argument("--astigmatism", type=real(), default=0.0, help="defocus_u - defocus_v (Å)")
+    parser.add_argument("--voltage", type=real(above=0), default=300.0, help="voltage (kV)")
+    parser.add_argument("--cs", type=real(minimum=0), default=2.7, help="spherical aberration (mm)")
+    parser.add_argument("--amplitude-contrast", type=real(minimum=0, below=1), default=0.1)
+    parser.add_argument(
+        "--shift-std", type=real(minimum=0), default=2.0, help="shift sd per axis (Å)"
+    )
     parser.add_argument("--hydrogens", action="store_true", help="keep hydrogen atoms")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    add_force_argument(
+        parser,
+        "replace a dataset already in DIR (its files are removed first), write into a run or "
+        "dataset folder, or over an input file",
+    )
 
 
 def load_conformations(args: argparse.Namespace):
@@ -107,7 +130,21 @@ def load_conformations(args: argparse.Namespace):
     return reference, frames
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """No output file is an input; DIR holds no dataset and lies in no run or dataset."""
+    output = Path(args.output)
+    inputs = [args.trajectory, *(args.endpoints or ()), args.reference]
+    if args.distribution not in DISTRIBUTIONS:
+        inputs.append(args.distribution)
+    targets = [output / name for name in DATASET_FILES]
+    for target in targets:
+        check_not_input(target, inputs, force=args.force)
+    check_output(output, force=args.force, folder=True)
+    check_new_files(targets, force=args.force, what="simulated dataset")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args)
     reference, frames = load_conformations(args)
     weights = None
     distribution = args.distribution

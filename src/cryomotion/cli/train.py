@@ -16,6 +16,12 @@ PARTICLES is a RELION .star, a cryoSPARC .cs, or a stack (.mrcs/.txt) with cryoD
 reference atomic model (PDB/mmCIF) in the frame of the consensus map (see
 docs/conventions.md; --rotation-center centroid for a model centred on its centroid).
 
+RUN must not lie inside another run or a simulated dataset folder (--force allows it),
+and no input file may be RUN. A run that fails before its first checkpoint removes what
+it wrote (a folder it created goes too), so the same command can be retried; after the
+first checkpoint, --resume continues it. An unexpected error's traceback is appended to
+RUN/train.log when RUN exists, else to ./cryomotion-error.log.
+
 RUN receives config.yaml (every setting, the version, the command line), a copy of
 MODEL, modes.npz, checkpoints/last.pt (every epoch), metrics.csv, train.log and
 latents.npz (per particle: amplitudes (N, d) Å, shifts (N, 2) Å, particle_index,
@@ -46,6 +52,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from cryomotion.cli.flag_types import integer, real
+from cryomotion.cli.output_guard import add_force_argument, check_output
 from cryomotion.errors import InputError
 from cryomotion.models.registry import SYSTEMS
 from cryomotion.train.config import RunConfig, load_config, with_overrides
@@ -63,11 +71,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", metavar="MODEL", help="reference model (PDB/mmCIF)")
     parser.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN")
+    add_force_argument(parser, "start RUN even inside another run or a dataset folder")
     parser.add_argument("--config", metavar="YAML", help="settings file (flags override it)")
     data = parser.add_argument_group("data")
     data.add_argument("--poses", help="cryoDRGN poses.pkl (with a stack as PARTICLES)")
     data.add_argument("--ctf", help="cryoDRGN ctf.pkl (with a stack as PARTICLES)")
-    data.add_argument("--pixel-size", type=float, help="pixel size (Å) if the file has none")
+    data.add_argument(
+        "--pixel-size", type=real(above=0), help="pixel size (Å) if the file has none"
+    )
+    data.add_argument(
+        "--amplitude-contrast",
+        type=real(minimum=0, maximum=1),
+        help="amplitude contrast (fraction); default the file's, else 0 as RELION",
+    )
+    data.add_argument(
+        "--voltage", type=real(above=0), help="voltage (kV) if the file has none"
+    )
+    data.add_argument(
+        "--spherical-aberration", type=real(), help="Cs (mm) if the file has none"
+    )
     data.add_argument("--dataset-dir", help="folder the image paths are relative to")
     data.add_argument(
         "--invert-data",
@@ -75,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="multiply the images by -1 (dark particles, e.g. cryoDRGN-style stacks)",
     )
-    data.add_argument("--box", type=int, help="training box (px): Fourier-crop on the fly")
+    data.add_argument("--box", type=integer(8), help="training box (px): Fourier-crop on the fly")
     data.add_argument(
         "--rotation-center",
         help="box (default: model in the consensus map frame), centroid, or x,y,z in Å",
@@ -86,16 +108,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="ignore the file's shifts: the encoder predicts the whole shift (as in seed 000)",
     )
-    data.add_argument("--test-fraction", type=float, help="held-out fraction (default 0.1)")
+    data.add_argument(
+        "--test-fraction", type=real(minimum=0, below=1), help="held-out fraction (default 0.1)"
+    )
     model = parser.add_argument_group("model")
-    model.add_argument("--modes", type=int, help="nma: number of normal modes d (default 16)")
+    model.add_argument(
+        "--modes", type=integer(0), help="nma: number of normal modes d (default 16)"
+    )
     model.add_argument(
         "--latent-dim",
-        type=int,
+        type=integer(0),
         help="latent dimension d (nma: = --modes; segments: default 6 x --segments)",
     )
     model.add_argument(
-        "--segments", type=int, help="segments: number of segments N (default 6)"
+        "--segments", type=integer(1), help="segments: number of segments N (default 6)"
     )
     model.add_argument(
         "--cross-chain",
@@ -103,7 +129,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="segments: let a segment span several chains (default: one chain per segment)",
     )
-    model.add_argument("--width", type=float, help="encoder filters multiplier (default 0.25)")
+    model.add_argument(
+        "--width", type=real(above=0), help="encoder filters multiplier (default 0.25)"
+    )
     model.add_argument(
         "--norm",
         choices=("batch", "group"),
@@ -111,13 +139,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "on CUDA) or group (per image: a batch split across processes trains exactly as one)",
     )
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=int, help="epochs (default 20)")
-    training.add_argument("--batch-size", type=int, help="global batch size (default 256)")
-    training.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    training.add_argument("--seed", type=int, help="random seed (default 0)")
+    training.add_argument("--epochs", type=integer(0), help="epochs (default 20)")
+    training.add_argument("--batch-size", type=integer(1), help="global batch size (default 256)")
+    training.add_argument("--lr", type=real(above=0), help="Adam learning rate (default 1e-3)")
+    training.add_argument("--seed", type=integer(0), help="random seed (default 0)")
     training.add_argument("--device", help="auto (default: CUDA if present), cpu, cuda:N")
     training.add_argument(
-        "--workers", type=int, help="data-loading processes (default: 0 on CPU, 4 on CUDA)"
+        "--workers",
+        type=integer(-1),
+        help="data-loading processes (default -1: 0 on CPU, 4 on CUDA)",
     )
     training.add_argument(
         "--no-mixed-precision",
@@ -126,7 +156,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the encoder in float32 on CUDA",
     )
     training.add_argument(
-        "--checkpoint-every", type=int, help="also checkpoint every N steps (default: epochs)"
+        "--checkpoint-every",
+        type=integer(0),
+        help="also checkpoint every N steps (default 0: at the end of each epoch only)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -136,6 +168,16 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     saved = RunPaths(Path(args.output)).config
     if args.resume and saved.is_file():
         config = load_config(saved)
+    elif args.resume and not (args.particles and args.model):
+        what = (
+            "holds no training run (no config.yaml)"
+            if Path(args.output).exists()
+            else ("does not exist")
+        )
+        raise InputError(
+            f"-o {args.output}: {what}, so there is nothing to --resume (start a run there "
+            "with PARTICLES and MODEL, without --resume)"
+        )
     elif args.config:
         config = load_config(args.config)
     else:
@@ -159,6 +201,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "data.poses": args.poses,
         "data.ctf": args.ctf,
         "data.pixel_size": args.pixel_size,
+        "data.amplitude_contrast": args.amplitude_contrast,
+        "data.voltage": args.voltage,
+        "data.spherical_aberration": args.spherical_aberration,
         "data.dataset_dir": args.dataset_dir,
         "data.invert_data": args.invert_data,
         "data.box": args.box,
@@ -185,8 +230,24 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     return with_overrides(config, overrides)
 
 
+def error_log(args: argparse.Namespace) -> Path | None:
+    """Where main's guard appends an unexpected error's traceback: RUN/train.log if RUN exists."""
+    paths = RunPaths(Path(args.output))
+    return paths.log if paths.root.is_dir() else None
+
+
+def check_outputs(args: argparse.Namespace, config: RunConfig) -> None:
+    """RUN is no input file and (for a new run) lies in no other run or dataset folder."""
+    data = config.data
+    inputs = [args.config, config.reference, data.particles, data.poses, data.ctf]
+    if args.resume and RunPaths(Path(args.output)).config.is_file():
+        return  # the run exists: where it lies was settled when it started
+    check_output(args.output, inputs, force=args.force)
+
+
 def run(args: argparse.Namespace) -> int:
     config = build_config(args)
+    check_outputs(args, config)
     command_line = shlex.join(["cryomotion", *sys.argv[1:]])
     paths = train_run(
         config,

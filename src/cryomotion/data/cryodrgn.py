@@ -7,7 +7,11 @@ or a one-element tuple, means zero translations.
 
 ``ctf.pkl`` is an (N, 9) array: box D (px), pixel size (Å/px), defocus_u (Å),
 defocus_v (Å), defocus_angle (degrees), voltage (kV), Cs (mm), amplitude contrast,
-phase shift (degrees).
+phase shift (degrees). D and the pixel size are those of the images the CTF was parsed
+for; cryoDRGN's documented workflow downsamples the stack afterwards (``cryodrgn
+downsample``) and keeps the pickles, so a stack of box D' < D is read with pixel size
+``pixel_size · D / D'``, as cryoDRGN's ``ctf.load_ctf_for_training`` rescales it. The
+translations, fractions of the box, need no rescaling.
 
 cryoDRGN multiplies its CTF by -1 relative to RELION's and inverts the images by default
 instead; cryomotion keeps RELION's CTF sign, so images of a RELION-extracted stack
@@ -23,16 +27,34 @@ from __future__ import annotations
 
 import codecs
 import importlib
+import logging
 import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 
-from cryomotion.data.locations import PIXEL_SIZE_TOLERANCE, ImageLocations, check_stacks
-from cryomotion.data.particles import ParticleTable
+from cryomotion.data.locations import ImageLocations, check_stacks
+from cryomotion.data.particles import OPTICS_FLAGS, ParticleTable, check_ctf, optics_values
 from cryomotion.data.poses import cryodrgn_trans_to_shift
+from cryomotion.data.stack import read_stack_header
 from cryomotion.errors import InputError
+
+log = logging.getLogger(__name__)
+
+# ctf.pkl columns (0-based) of the fields a caller may override.
+_OVERRIDE_COLUMNS = {"voltage": 5, "spherical_aberration": 6, "amplitude_contrast": 7}
+# How each CTF field is named in messages about a ctf.pkl (1-based columns).
+_CTF_LABELS = {
+    "defocus_u": "column 3 (defocus U)",
+    "defocus_v": "column 4 (defocus V)",
+    "defocus_angle": "column 5 (defocus angle)",
+    "voltage": "column 6 (voltage)",
+    "spherical_aberration": "column 7 (Cs)",
+    "amplitude_contrast": "column 8 (amplitude contrast)",
+    "phase_shift": "column 9 (phase shift)",
+    "b_factor": "the B-factor",
+}
 
 
 def _latin1_encode(text, encoding="latin1"):
@@ -137,11 +159,18 @@ def read_cryodrgn(
     poses: str | os.PathLike,
     ctf: str | os.PathLike,
     pixel_size: float | None = None,
+    *,
+    amplitude_contrast: float | None = None,
+    voltage: float | None = None,
+    spherical_aberration: float | None = None,
 ) -> ParticleTable:
     """Particles whose images are at ``locations`` with poses and CTF from cryoDRGN pickles.
 
-    The pixel size and box come from ``ctf.pkl``; ``pixel_size``, if given, must agree
-    with it to 1 %.
+    The pixel size comes from ``ctf.pkl``, rescaled to the stacks' box when the pickle
+    was made for another box (``pixel_size · D / box``, as cryoDRGN does for downsampled
+    stacks); ``pixel_size``, if given, replaces it (with a warning where they differ).
+    ``amplitude_contrast``, ``voltage`` (kV) and ``spherical_aberration`` (mm), if given,
+    replace the pickle's columns likewise.
     """
     n = len(locations)
     rot, trans = read_poses_pkl(poses)
@@ -149,31 +178,55 @@ def read_cryodrgn(
     for name, count in ((poses, len(rot)), (ctf, len(ctf_table))):
         if count != n:
             raise InputError(f"{name}: holds {count} particles but {locations.source} has {n}")
-    pixel = ctf_table[:, 1]
-    if np.any(pixel <= 0):
-        raise InputError(f"{ctf}: pixel sizes (column 2) must be positive")
-    if pixel_size is not None:
-        far = np.abs(pixel - pixel_size) > PIXEL_SIZE_TOLERANCE * pixel
-        if far.any():
-            raise InputError(
-                f"{ctf}: pixel size {pixel[far][0]:g} Å disagrees with the given pixel_size "
-                f"{pixel_size:g} Å; expected them equal (drop the argument)"
-            )
+    ctf_box, ctf_pixel = ctf_table[:, 0], ctf_table[:, 1]
+    for column, values, what in ((1, ctf_box, "box sizes"), (2, ctf_pixel, "pixel sizes")):
+        if np.any(values <= 0):
+            row = int(np.flatnonzero(values <= 0)[0])
+            raise InputError(f"{ctf}: {what} (column {column}) must be positive; row {row + 1}")
+    if np.any(ctf_box != np.round(ctf_box)):
+        raise InputError(f"{ctf}: box sizes (column 1) must be whole numbers of pixels")
     box = check_stacks(
         locations.image_files,
         locations.image_indices,
-        pixel,
+        ctf_pixel * ctf_box / (_stack_box(locations) if n else 1),
         locations.source,
-        pixel_size_field=f"the pixel size in {ctf}",
+        pixel_size_field=f"the pixel size from {ctf}",
     )
-    if np.any(ctf_table[:, 0] != box):
-        raise InputError(f"{ctf}: box size (column 1) differs from the stacks' box of {box} pixels")
+    pixel = ctf_pixel * ctf_box / box
+    if np.any(ctf_box != box):
+        log.info(
+            "%s: CTF parameters for a %g-pixel box, stacks of %d pixels: pixel size %g Å "
+            "rescaled to %g Å (as cryoDRGN does for downsampled stacks)",
+            ctf,
+            ctf_box[0],
+            box,
+            ctf_pixel[0],
+            pixel[0],
+        )
+    if pixel_size is not None:
+        if not pixel_size > 0:
+            raise InputError(f"--pixel-size {pixel_size}: expected a positive pixel size (Å)")
+        pixel = optics_values(pixel, pixel_size, "pixel_size", "pixel size", str(ctf), n)
+    ctf_values = np.column_stack([ctf_table[:, 2:9], np.zeros(n)])
+    labels = dict(_CTF_LABELS)
+    overrides = {
+        "amplitude_contrast": amplitude_contrast,
+        "voltage": voltage,
+        "spherical_aberration": spherical_aberration,
+    }
+    for name, column in _OVERRIDE_COLUMNS.items():
+        if overrides[name] is not None:
+            ctf_values[:, column - 2] = optics_values(
+                ctf_table[:, column], overrides[name], name, labels[name], str(ctf), n
+            )
+            labels[name] = f"{OPTICS_FLAGS[name]} (given)"
+    check_ctf(ctf_values, str(ctf), labels)
     shifts = np.zeros((n, 2)) if trans is None else cryodrgn_trans_to_shift(trans, box, pixel)
     groups = locations.optics_group
     return ParticleTable(
         rotations=rot,
         shifts=shifts,
-        ctf=np.column_stack([ctf_table[:, 2:9], np.zeros(n)]),
+        ctf=ctf_values,
         pixel_size=pixel,
         box_size=box,
         image_files=locations.image_files,
@@ -182,3 +235,8 @@ def read_cryodrgn(
         source=locations.source,
         star=locations.star,
     )
+
+
+def _stack_box(locations: ImageLocations) -> int:
+    """The box of the first stack (check_stacks then checks that all stacks agree)."""
+    return read_stack_header(locations.image_files[0]).box

@@ -24,7 +24,9 @@ class ParticleDataset(Dataset):
     - ``shift``: float32 (2,), Å, image = projection translated by +shift;
     - ``ctf``: float32 (8,), in ``CTF_FIELDS`` order;
     - ``pixel_size``: float32 scalar, the image's effective pixel size (Å/px);
-    - ``index``: int64 scalar, the particle's row in the table.
+    - ``index``: int64 scalar, the particle's row in the table;
+    - ``optics_group``: int64 scalar, 0-based index into the table's distinct optics group
+      numbers, in increasing order (see ``n_optics_groups``).
 
     ``invert_contrast`` is for stacks with dark particles (cryoDRGN's default data sign);
     cryomotion's CTF has RELION's sign and expects RELION-style white particles.
@@ -45,12 +47,17 @@ class ParticleDataset(Dataset):
         self._shifts = table.shifts.astype(np.float32)
         self._ctf = table.ctf.astype(np.float32)
         self._pixel_sizes = (table.pixel_size * self.scale).astype(np.float32)
+        self.optics_group_numbers, self._groups = np.unique(table.optics_group, return_inverse=True)
         self._reader = StackReader()
 
     @property
     def pixel_size(self) -> float:
         """Effective pixel size (Å/px) of the returned images; InputError if several."""
         return self.table.single_pixel_size * self.scale
+
+    @property
+    def n_optics_groups(self) -> int:
+        return len(self.optics_group_numbers)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -78,6 +85,7 @@ class ParticleDataset(Dataset):
             "ctf": torch.tensor(self._ctf[index]),
             "pixel_size": torch.tensor(self._pixel_sizes[index]),
             "index": torch.tensor(index, dtype=torch.int64),
+            "optics_group": torch.tensor(self._groups[index], dtype=torch.int64),
         }
 
     def close(self) -> None:

@@ -1,15 +1,18 @@
-"""Image locations: stack names resolved inside the dataset folder and checked against
+"""Image locations: stack names resolved against the dataset folder and checked against
 the stacks' headers.
 
 A metadata file names its stacks relative to a dataset folder: ``dataset_dir`` when
 given (the RELION or cryoSPARC project directory), else the folder of the metadata file.
-A name that leads outside that folder (through ``..`` or an absolute path elsewhere) is
-refused, so a metadata file cannot make cryomotion read arbitrary files. The check is on
-the path as written; symbolic links inside the dataset folder are followed freely.
+Absolute names and names leading up through ``..`` are accepted, as RELION and cryoDRGN
+accept them (cryomotion writes STAR files whose image names are relative to the STAR
+file's own folder, ``..`` included). Whatever a name points to must be a regular file
+with a valid MRC header, so a metadata file cannot make cryomotion read a device, a pipe
+or a file that is not an image stack.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +23,10 @@ import pandas as pd
 from cryomotion.data.stack import read_stack_header
 from cryomotion.errors import InputError
 
+log = logging.getLogger(__name__)
+
 # Relative disagreement between a metadata pixel size and a stack header's voxel size
-# above which reading stops.
+# above which a warning is logged (the metadata's pixel size is used, as RELION does).
 PIXEL_SIZE_TOLERANCE = 0.01
 
 # How many folders above the dataset folder are searched for a missing stack, to suggest
@@ -58,11 +63,12 @@ def dataset_folder(metadata_path: str | os.PathLike, dataset_dir=None) -> str:
 
 
 def resolve_stack_names(names, base: str, source: str, field: str) -> np.ndarray:
-    """Absolute paths (N,) object array of the stack ``names`` (N,) inside folder ``base``.
+    """Absolute paths (N,) object array of the stack ``names`` (N,) relative to folder
+    ``base`` (absolute names are taken as they are).
 
-    Raises InputError naming ``source`` and ``field`` for a name leading outside ``base``
-    and for a stack that does not exist (suggesting ``dataset_dir`` when a folder above
-    ``base`` holds it).
+    Raises InputError naming ``source`` and ``field`` for an empty name and for a stack
+    that is not a regular file (suggesting ``dataset_dir`` when a folder above ``base``
+    holds it).
     """
     codes, uniques = pd.factorize(pd.Series(np.asarray(names, dtype=object), dtype=object))
     resolved = [_resolve(str(name).strip(), base, source, field) for name in uniques]
@@ -73,14 +79,15 @@ def _resolve(name: str, base: str, source: str, field: str) -> str:
     if not name:
         raise InputError(f"{source}: empty stack name in {field}; expected a file name")
     full = os.path.normpath(os.path.join(base, name))
-    if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
-        raise InputError(
-            f"{source}: {field} {name!r} points outside the dataset folder {base}; expected "
-            "stacks inside it (pass dataset_dir / --dataset-dir to the folder that holds them)"
-        )
     if not os.path.isfile(full):
-        message = f"{source}: stack {name!r} named in {field} not found in {base}"
-        for level, parent in enumerate(Path(base).parents):
+        where = "" if os.path.isabs(name) else f" in {base}"
+        if os.path.exists(full):
+            raise InputError(
+                f"{source}: {field} {name!r} is not a regular file; expected an MRC stack"
+            )
+        message = f"{source}: stack {name!r} named in {field} not found{where}"
+        parents = [] if os.path.isabs(name) else Path(base).parents
+        for level, parent in enumerate(parents):
             if level == _HINT_LEVELS:
                 break
             if os.path.isfile(os.path.join(parent, name)):
@@ -100,9 +107,11 @@ def check_stacks(
     """Check every stack against what ``source`` says of it; return the common box size.
 
     Reads each stack's header once. Raises InputError naming ``source``, the stack and
-    the index when an index is beyond the stack's end, when stacks differ in box size,
-    or when ``pixel_size`` (N,) Å/px differs from a header's voxel size by more than
-    ``PIXEL_SIZE_TOLERANCE`` (an unset voxel size, 0, is not checked).
+    the index when an index is beyond the stack's end or when stacks differ in box size.
+    Where ``pixel_size`` (N,) Å/px differs from a header's voxel size by more than
+    ``PIXEL_SIZE_TOLERANCE`` (an unset voxel size, 0, is not checked), a warning naming
+    both values and the stack is logged and the metadata's pixel size stands: RELION
+    takes the optics table's and ignores the header.
     """
     if len(image_indices) == 0:
         raise InputError(f"{source}: no particles; expected at least one")
@@ -137,11 +146,17 @@ def check_stacks(
         if header.voxel_size > 0:
             for value in (smallest[k], largest[k]):
                 if abs(header.voxel_size - value) > PIXEL_SIZE_TOLERANCE * value:
-                    raise InputError(
-                        f"{source}: {pixel_size_field} {value:g} Å disagrees with the header "
-                        f"voxel size {header.voxel_size:g} Å of {path} by more than "
-                        f"{100 * PIXEL_SIZE_TOLERANCE:g} %"
+                    log.warning(
+                        "%s: %s %g Å differs from the header voxel size %g Å of %s; "
+                        "using %g Å (the header is ignored, as RELION does)",
+                        source,
+                        pixel_size_field,
+                        value,
+                        header.voxel_size,
+                        path,
+                        value,
                     )
+                    break
     return int(box)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -10,8 +11,28 @@ import pandas as pd
 from cryomotion.errors import InputError
 from cryomotion.imaging.ctf import CTF_FIELDS
 
+log = logging.getLogger(__name__)
+
 # Relative tolerance under which two pixel sizes count as the same.
 _SAME_PIXEL_SIZE = 1e-6
+
+# The command-line flag that gives each optics value when a file lacks it (or to override it).
+OPTICS_FLAGS = {
+    "pixel_size": "--pixel-size",
+    "voltage": "--voltage",
+    "spherical_aberration": "--spherical-aberration",
+    "amplitude_contrast": "--amplitude-contrast",
+}
+
+# RELION's value for a missing amplitude contrast (CTF::readByGroup reads rlnAmplitudeContrast
+# with default Q0 = 0, src/ctf.cpp).
+RELION_DEFAULT_AMPLITUDE_CONTRAST = 0.0
+
+# Physical ranges of the CTF fields; values outside are refused as misread or mistyped.
+_DEFOCUS_LIMIT = 1e6  # Å (100 µm)
+_VOLTAGE_RANGE = (0.0, 3000.0)  # kV, exclusive of 0 (a value in volts is caught too)
+_CS_RANGE = (-0.1, 20.0)  # mm (a Cs corrector leaves a small residue of either sign)
+_AMPLITUDE_RANGE = (0.0, 1.0)  # fraction
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,3 +154,107 @@ def star_particle_block(star: dict) -> str:
         if isinstance(block, pd.DataFrame) and "rlnImageName" in block.columns:
             return name
     raise KeyError("no particle loop in the STAR blocks")
+
+
+def optics_values(
+    values: np.ndarray | None,
+    override: float | None,
+    name: str,
+    label: str,
+    source: str,
+    n: int,
+) -> np.ndarray:
+    """The per-particle (N,) values of optics quantity ``name`` (a key of ``OPTICS_FLAGS``).
+
+    ``values`` are the file's (``label`` names their column or field; None when absent),
+    ``override`` the caller's. The override wins, with a warning where the file says
+    otherwise. Without either, a missing amplitude contrast is RELION's default 0 (with a
+    warning naming the flag); any other missing value is an InputError naming the column
+    and the flag.
+    """
+    flag = OPTICS_FLAGS[name]
+    if override is not None:
+        override = float(override)
+        if not np.isfinite(override):
+            raise InputError(f"{flag} {override}: expected a finite number")
+        if values is not None:
+            values = np.asarray(values, dtype=np.float64)
+            differ = np.abs(values - override) > _SAME_PIXEL_SIZE * max(abs(override), 1e-12)
+            if differ.any():
+                log.warning(
+                    "%s: %s %s in the file replaced by the given %s %s",
+                    source,
+                    label,
+                    _value_range(values),
+                    flag,
+                    f"{override:g}",
+                )
+        return np.full(n, override, dtype=np.float64)
+    if values is not None:
+        return np.asarray(values, dtype=np.float64)
+    if name == "amplitude_contrast":
+        log.warning(
+            "%s: no %s; using RELION's default amplitude contrast %g (give %s to set it, "
+            "e.g. %s 0.1 as cryoDRGN's -w default)",
+            source,
+            label,
+            RELION_DEFAULT_AMPLITUDE_CONTRAST,
+            flag,
+            flag,
+        )
+        return np.full(n, RELION_DEFAULT_AMPLITUDE_CONTRAST, dtype=np.float64)
+    raise InputError(f"{source}: missing {label}; give it with {flag}")
+
+
+def _value_range(values: np.ndarray) -> str:
+    low, high = float(np.min(values)), float(np.max(values))
+    return f"{low:g}" if low == high else f"{low:g} to {high:g}"
+
+
+def check_ctf(ctf: np.ndarray, source: str, labels: dict[str, str]) -> None:
+    """Refuse CTF parameters (N, 8) outside their physical range.
+
+    ``labels`` names each field of ``CTF_FIELDS`` as the file calls it (its column or
+    field name, or the flag that gave it). Raises an InputError naming the field and the
+    row (1-based) for NaN or infinite values, |defocus| > 1e6 Å (100 µm), voltage not in
+    (0, 3000] kV, Cs not in [-0.1, 20] mm and amplitude contrast not in [0, 1].
+    """
+    ctf = np.asarray(ctf, dtype=np.float64)
+    index = {name: k for k, name in enumerate(CTF_FIELDS)}
+    checks = [
+        ("defocus_u", lambda v: np.abs(v) <= _DEFOCUS_LIMIT, "a defocus of at most 1e6 Å (100 µm)"),
+        ("defocus_v", lambda v: np.abs(v) <= _DEFOCUS_LIMIT, "a defocus of at most 1e6 Å (100 µm)"),
+        (
+            "voltage",
+            lambda v: (v > _VOLTAGE_RANGE[0]) & (v <= _VOLTAGE_RANGE[1]),
+            "a positive acceleration voltage in kV (at most 3000)",
+        ),
+        (
+            "spherical_aberration",
+            lambda v: (v >= _CS_RANGE[0]) & (v <= _CS_RANGE[1]),
+            "a spherical aberration in mm between -0.1 and 20",
+        ),
+        (
+            "amplitude_contrast",
+            lambda v: (v >= _AMPLITUDE_RANGE[0]) & (v <= _AMPLITUDE_RANGE[1]),
+            "an amplitude contrast fraction between 0 and 1",
+        ),
+    ]
+    for name in CTF_FIELDS:
+        values = ctf[:, index[name]]
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"{source}: {labels.get(name, name)} of row {row + 1} is {values[row]}; "
+                "expected a finite number"
+            )
+    for name, ok, expected in checks:
+        values = ctf[:, index[name]]
+        bad = ~ok(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"{source}: {labels.get(name, name)} of row {row + 1} is {values[row]:g}; "
+                f"expected {expected}"
+            )

@@ -3,12 +3,16 @@
 A stack is an MRC file (``.mrcs`` or ``.mrc``) holding ``n_images`` square images of
 ``box`` × ``box`` pixels (data array ``(n_images, box, box)``, rows = y, columns = x), or
 a single 2D image. Pixels are read as float32 whatever the file's real mode (float32,
-float16, int8, int16, uint16).
+float16, int8, int16, uint16); integer stacks are read as they are, in counts, with a
+warning once per file. A 3-D map (``.mrc`` with space group 1 and nz > 1) is refused as a
+volume; gzip- or bzip2-compressed files are refused with a message saying so (they cannot
+be memory-mapped).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,8 +25,45 @@ from mrcfile.utils import data_dtype_from_header
 from cryomotion.atomic_write import atomic_path
 from cryomotion.errors import InputError
 
+log = logging.getLogger(__name__)
+
 _HEADER_BYTES = 1024
 _REAL_MODES = (0, 1, 2, 6, 12)
+_INTEGER_MODES = {0: "int8", 1: "int16", 6: "uint16"}
+# Compression magic bytes -> the name and the command that undoes it.
+_COMPRESSED = {b"\x1f\x8b": ("gzip", "gunzip"), b"BZh": ("bzip2", "bunzip2")}
+# Space group of a single volume in MRC2014 (image stacks have 0, volume stacks 401).
+_VOLUME_SPACE_GROUP = 1
+# Stacks whose integer mode was already reported in this process.
+_WARNED_INTEGER: set[str] = set()
+
+
+class ImageValueError(InputError):
+    """An InputError met while reading pixels (NaN or infinite values).
+
+    It stays a one-line message when a DataLoader worker re-raises it in the main
+    process: torch rebuilds the exception as ``type(message)`` with its own text and the
+    worker's traceback, from which the original message is recovered here.
+    """
+
+    def __init__(self, message: str):
+        text = str(message)
+        marker = f"{type(self).__name__}: "
+        if "Original Traceback" in text and marker in text:
+            text = text.rsplit(marker, 1)[1]
+        super().__init__(text)
+
+
+def _warn_integer_mode(path: str, mode: int) -> None:
+    if mode in _INTEGER_MODES and path not in _WARNED_INTEGER:
+        _WARNED_INTEGER.add(path)
+        log.warning(
+            "%s: MRC mode %d (%s) stack read as-is, in counts, converted to float32 without "
+            "normalisation",
+            path,
+            mode,
+            _INTEGER_MODES[mode],
+        )
 
 
 @dataclass(frozen=True)
@@ -42,18 +83,28 @@ class StackHeader:
 def read_stack_header(path: str | os.PathLike) -> StackHeader:
     """Read and check a stack's header (no pixel data is read).
 
-    Raises InputError naming the file when it is missing, not an MRC file, holds
-    complex data or non-square images, or is shorter than its header says.
+    Raises InputError naming the file when it is missing, compressed, not an MRC file,
+    holds complex data or non-square images, is a 3-D map rather than a stack, or is
+    shorter than its header says. Logs a warning (once per file) for an integer mode.
     """
     path = str(path)
     if not os.path.isfile(path):
         raise InputError(f"{path}: particle stack not found")
+    with open(path, "rb") as file:
+        magic = file.read(3)
+    for prefix, (kind, command) in _COMPRESSED.items():
+        if magic.startswith(prefix):
+            raise InputError(
+                f"{path}: the stack is {kind}-compressed; expected an uncompressed MRC stack "
+                f"(decompress it first, e.g. {command} -k)"
+            )
     try:
         with mrcfile.open(path, header_only=True, permissive=True) as mrc:
             header = mrc.header
             nx, ny, nz = int(header.nx), int(header.ny), int(header.nz)
             mode = int(header.mode)
             extended = int(header.nsymbt)
+            space_group = int(header.ispg)
             voxel_size = float(mrc.voxel_size.x)
     except (OSError, ValueError, EOFError) as exc:
         raise InputError(f"{path}: not a readable MRC stack ({exc})") from exc
@@ -64,6 +115,11 @@ def read_stack_header(path: str | os.PathLike) -> StackHeader:
         )
     if nx != ny or nx <= 0 or nz <= 0:
         raise InputError(f"{path}: images are {nx}x{ny}x{nz}; expected square images")
+    if nz > 1 and space_group == _VOLUME_SPACE_GROUP and not path.lower().endswith(".mrcs"):
+        raise InputError(
+            f"{path}: this is a 3-D volume ({nx}x{ny}x{nz}, MRC space group 1), not an image "
+            "stack; expected a particle stack (space group 0, usually .mrcs)"
+        )
     itemsize = np.dtype(data_dtype_from_header(header)).itemsize
     needed = _HEADER_BYTES + extended + nx * ny * nz * itemsize
     size = os.path.getsize(path)
@@ -72,6 +128,7 @@ def read_stack_header(path: str | os.PathLike) -> StackHeader:
             f"{path}: file is truncated ({size} bytes; its header promises {nz} images "
             f"of {nx}x{ny} pixels, {needed} bytes)"
         )
+    _warn_integer_mode(path, mode)
     return StackHeader(path=path, n_images=nz, box=nx, voxel_size=voxel_size, mode=mode)
 
 
@@ -103,6 +160,7 @@ class StackReader:
         mrc = self._open.get(path)
         if mrc is None:
             mrc = mrcfile.mmap(path, mode="r", permissive=True)
+            _warn_integer_mode(path, int(mrc.header.mode))
             self._open[path] = mrc
             if len(self._open) > self.max_open:
                 _, oldest = self._open.popitem(last=False)
@@ -114,7 +172,8 @@ class StackReader:
     def read(self, path: str, index: int) -> np.ndarray:
         """Image ``index`` (0-based) of stack ``path`` as a float32 (box, box) array.
 
-        Raises InputError naming the stack and index if a pixel is NaN or infinite.
+        Raises ImageValueError (an InputError, one line also from a DataLoader worker)
+        naming the stack and index if a pixel is NaN or infinite.
         """
         data = self._stack(path)
         if data.ndim == 2:
@@ -125,7 +184,7 @@ class StackReader:
             image = data[index]
         image = np.array(image, dtype=np.float32)
         if not np.isfinite(image).all():
-            raise InputError(
+            raise ImageValueError(
                 f"{path}: image {index} (0-based; {index + 1:06d}@ in RELION) has NaN or "
                 "infinite pixels; expected finite values"
             )

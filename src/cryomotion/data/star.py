@@ -7,10 +7,18 @@ per particle, pixel origins (``rlnOriginX/Y``) and a pixel size given by
 ``rlnDetectorPixelSize`` (µm) × 10⁴ / ``rlnMagnification``, by ``rlnImagePixelSize``, or
 by the caller. Any column is looked up first in the particle loop, then in the optics
 group's row, so mixed files read too.
+
+The pixel size is the metadata's (a stack header that disagrees is ignored with a
+warning, as RELION does); a missing rlnAmplitudeContrast is RELION's default 0 (with a
+warning naming ``--amplitude-contrast``). Sub-tomograms (``rlnImageDimensionality 3``) and
+CTF-premultiplied particles (``rlnCtfDataAreCtfPremultiplied 1``) are refused; columns of
+image formation that cryomotion's CTF does not model (magnification matrix, beam tilt,
+odd and even Zernike terms) are reported in one warning line.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from pathlib import Path
@@ -21,13 +29,18 @@ import starfile
 
 from cryomotion.atomic_write import atomic_path
 from cryomotion.data.locations import (
-    PIXEL_SIZE_TOLERANCE,
     ImageLocations,
     check_stacks,
     dataset_folder,
     resolve_stack_names,
 )
-from cryomotion.data.particles import ParticleTable, star_particle_block
+from cryomotion.data.particles import (
+    OPTICS_FLAGS,
+    ParticleTable,
+    check_ctf,
+    optics_values,
+    star_particle_block,
+)
 from cryomotion.data.poses import euler_to_matrix, matrix_to_euler, origin_to_shift, shift_to_origin
 from cryomotion.errors import InputError
 from cryomotion.imaging.ctf import CTF_FIELDS
@@ -45,6 +58,8 @@ _TEXT_COLUMNS = [
     "rlnImageOriginalName",
 ]
 
+log = logging.getLogger(__name__)
+
 # STAR columns holding the CTF fields, and the default where a column is optional.
 # RELION's B-factor label is rlnCtfBfactor; the spelling rlnCtfBFactor is read too.
 _CTF_COLUMNS = {
@@ -61,6 +76,21 @@ _CTF_COLUMNS = {
 _ALIASES = {"rlnCtfBfactor": "rlnCtfBFactor"}
 
 _RELION_31_VERSION = "# version 30001"
+
+# CTF fields the caller may give (override), by keyword.
+_OPTICS_OVERRIDES = ("voltage", "spherical_aberration", "amplitude_contrast")
+
+# Columns of RELION's image formation that cryomotion's CTF does not model, and the value
+# that makes each one a no-op.
+_IGNORED_NUMERIC = {
+    "rlnMagMat00": 1.0,
+    "rlnMagMat01": 0.0,
+    "rlnMagMat10": 0.0,
+    "rlnMagMat11": 1.0,
+    "rlnBeamTiltX": 0.0,
+    "rlnBeamTiltY": 0.0,
+}
+_IGNORED_LISTS = ("rlnOddZernike", "rlnEvenZernike")
 
 
 def read_star_blocks(path: str | os.PathLike) -> dict:
@@ -151,6 +181,14 @@ class _StarParticles:
             if "rlnOpticsGroup" not in self.optics.columns:
                 raise InputError(f"{self.path}: data_optics lacks column rlnOpticsGroup")
             known = self._to_numbers(self.optics["rlnOpticsGroup"], "rlnOpticsGroup", "optics")
+            numbers, counts = np.unique(known, return_counts=True)
+            if np.any(counts > 1):
+                rows = np.flatnonzero(known == numbers[counts > 1][0]) + 1
+                raise InputError(
+                    f"{self.path}: optics group {numbers[counts > 1][0]:g} appears in rows "
+                    f"{rows[0]} and {rows[1]} of data_optics (column rlnOpticsGroup); "
+                    "expected each group number once"
+                )
             missing = np.setdiff1d(groups, known.astype(np.int64))
             if len(missing):
                 raise InputError(
@@ -221,29 +259,88 @@ class _StarParticles:
         )
 
     def pixel_sizes(self, pixel_size: float | None) -> tuple[np.ndarray, str]:
-        """Per-particle pixel size (N,) Å/px and where it came from."""
+        """Per-particle pixel size (N,) Å/px and where it came from.
+
+        The file's (rlnImagePixelSize, or rlnDetectorPixelSize × 10⁴ / rlnMagnification);
+        ``pixel_size``, if given, replaces it (with a warning where they differ).
+        """
+        values, field = None, "the pixel_size argument"
         if self.has("rlnImagePixelSize"):
             values, field = self.numbers("rlnImagePixelSize"), "rlnImagePixelSize"
         elif self.has("rlnDetectorPixelSize") and self.has("rlnMagnification"):
             values = 1e4 * self.numbers("rlnDetectorPixelSize") / self.numbers("rlnMagnification")
             field = "rlnDetectorPixelSize/rlnMagnification"
-        elif pixel_size is not None:
-            return np.full(len(self.particles), float(pixel_size)), "the pixel_size argument"
-        else:
+        elif pixel_size is None:
             raise InputError(
                 f"{self.path}: no pixel size (missing column rlnImagePixelSize, or "
                 "rlnDetectorPixelSize and rlnMagnification); pass pixel_size (--pixel-size)"
             )
-        if np.any(values <= 0):
-            raise InputError(f"{self.path}: {field} must be positive")
+        if values is not None and np.any(values <= 0):
+            row = int(np.flatnonzero(values <= 0)[0])
+            raise InputError(f"{self.path}: {field} of row {row + 1} must be positive")
         if pixel_size is not None:
-            far = np.abs(values - pixel_size) > PIXEL_SIZE_TOLERANCE * values
-            if far.any():
-                raise InputError(
-                    f"{self.path}: {field} {values[far][0]:g} Å disagrees with the given "
-                    f"pixel_size {pixel_size:g} Å; expected them equal (drop the argument)"
-                )
+            if not pixel_size > 0:
+                raise InputError(f"--pixel-size {pixel_size}: expected a positive pixel size (Å)")
+            values = optics_values(
+                values, pixel_size, "pixel_size", field, self.path, len(self.particles)
+            )
+            field = "the given pixel size (--pixel-size)"
         return values, field
+
+    def optional_numbers(self, name: str) -> np.ndarray | None:
+        """Column ``name`` per particle, or None where the file lacks it."""
+        return self.numbers(name) if self.has(name) or self.has(_ALIASES.get(name, name)) else None
+
+    def check_supported(self) -> None:
+        """Refuse what cryomotion cannot model; warn about ignored image-formation columns."""
+        if self.has("rlnImageDimensionality"):
+            dims = self.numbers("rlnImageDimensionality")
+            if np.any(dims != 2):
+                row = int(np.flatnonzero(dims != 2)[0])
+                raise InputError(
+                    f"{self.path}: rlnImageDimensionality of row {row + 1} is {dims[row]:g} "
+                    "(sub-tomograms); expected 2: cryomotion handles 2-D particle images only"
+                )
+        if self.has("rlnCtfDataAreCtfPremultiplied"):
+            premultiplied = self.numbers("rlnCtfDataAreCtfPremultiplied")
+            if np.any(premultiplied != 0):
+                row = int(np.flatnonzero(premultiplied != 0)[0])
+                raise InputError(
+                    f"{self.path}: rlnCtfDataAreCtfPremultiplied of row {row + 1} is "
+                    f"{premultiplied[row]:g}; CTF-premultiplied particles are not supported "
+                    "(expected 0: re-extract the particles without CTF premultiplication)"
+                )
+        ignored = []
+        for name, neutral in _IGNORED_NUMERIC.items():
+            if self.has(name) and np.any(np.abs(self.numbers(name) - neutral) > 1e-9):
+                ignored.append(name)
+        for name in _IGNORED_LISTS:
+            if self.has(name) and not self._all_zero_lists(name):
+                ignored.append(name)
+        if ignored:
+            log.warning(
+                "%s: ignoring %s (magnification matrix, beam tilt or Zernike aberrations "
+                "refined by RELION); cryomotion's CTF does not model them",
+                self.path,
+                ", ".join(ignored),
+            )
+
+    def _all_zero_lists(self, name: str) -> bool:
+        """Whether every value of a list column such as rlnOddZernike is zero."""
+        columns = [self.particles.get(name)]
+        if self.optics is not None:
+            columns.append(self.optics.get(name))
+        for column in columns:
+            if column is None:
+                continue
+            for text in column.astype(str):
+                try:
+                    values = [float(v) for v in text.strip("[]() ").split(",") if v.strip()]
+                except ValueError:
+                    return False
+                if any(v != 0 for v in values):
+                    return False
+        return True
 
 
 def star_image_locations(path: str | os.PathLike, dataset_dir=None) -> ImageLocations:
@@ -252,23 +349,34 @@ def star_image_locations(path: str | os.PathLike, dataset_dir=None) -> ImageLoca
 
 
 def read_star(
-    path: str | os.PathLike, pixel_size: float | None = None, dataset_dir=None
+    path: str | os.PathLike,
+    pixel_size: float | None = None,
+    dataset_dir=None,
+    *,
+    amplitude_contrast: float | None = None,
+    voltage: float | None = None,
+    spherical_aberration: float | None = None,
 ) -> ParticleTable:
     """Read a RELION 3.0 or 3.1+ particle STAR file.
 
     Parameters
     ----------
     path : STAR file.
-    pixel_size : Å/px, used when the file has none; if both exist they must agree to 1 %.
+    pixel_size : Å/px; needed where the file has none, and replaces the file's (with a
+        warning) where both exist.
     dataset_dir : folder the image names are relative to (the RELION project
-        directory); default the STAR file's folder.
+        directory); default the STAR file's folder. Absolute names are read as they are.
+    amplitude_contrast, voltage (kV), spherical_aberration (mm) : replace the file's
+        values (with a warning where they differ), or give them where it has none.
 
     Required columns: rlnImageName, rlnAngleRot, rlnAngleTilt, rlnAnglePsi, rlnDefocusU,
-    rlnDefocusV, rlnDefocusAngle, rlnVoltage, rlnSphericalAberration,
-    rlnAmplitudeContrast (the last three per particle or per optics group). Origins are
-    zero when absent; rlnPhaseShift and rlnCtfBfactor default to 0.
+    rlnDefocusV, rlnDefocusAngle, rlnVoltage and rlnSphericalAberration (per particle or
+    per optics group; or the keyword arguments). A missing rlnAmplitudeContrast is
+    RELION's default 0, with a warning. Origins are zero when absent; rlnPhaseShift and
+    rlnCtfBfactor default to 0.
     """
     star = _StarParticles(path)
+    star.check_supported()
     locations = star.image_locations(dataset_dir)
     pixel, pixel_field = star.pixel_sizes(pixel_size)
     rotations = euler_to_matrix(
@@ -281,7 +389,33 @@ def read_star(
         origin = origin * pixel[:, None]
     else:
         origin = np.zeros((len(pixel), 2))
-    ctf = np.stack([star.numbers(*_CTF_COLUMNS[name]) for name in CTF_FIELDS], axis=-1)
+    overrides = {
+        "amplitude_contrast": amplitude_contrast,
+        "voltage": voltage,
+        "spherical_aberration": spherical_aberration,
+    }
+    n = len(star.particles)
+    columns, labels = [], {}
+    for name in CTF_FIELDS:
+        label, default = _CTF_COLUMNS[name]
+        labels[name] = label
+        if name in _OPTICS_OVERRIDES:
+            where = "data_particles or data_optics" if star.optics is not None else "the file"
+            values = optics_values(
+                star.optional_numbers(label),
+                overrides[name],
+                name,
+                f"column {label}" if star.has(label) else f"column {label} in {where}",
+                star.path,
+                n,
+            )
+            if overrides[name] is not None:
+                labels[name] = f"{OPTICS_FLAGS[name]} (given)"
+            columns.append(values)
+        else:
+            columns.append(star.numbers(label, default))
+    ctf = np.stack(columns, axis=-1)
+    check_ctf(ctf, star.path, labels)
     box = check_stacks(
         locations.image_files, locations.image_indices, pixel, star.path, pixel_field
     )
@@ -306,24 +440,29 @@ def read_star(
     )
 
 
-def write_star(path: str | os.PathLike, table: ParticleTable, image_names=None) -> Path:
+def write_star(
+    path: str | os.PathLike, table: ParticleTable, image_names=None, absolute: bool = False
+) -> Path:
     """Write ``table`` as a RELION 3.1 particle STAR file (RELION 3.1+ and cryoDRGN read it);
     return its path.
 
     ``image_names`` (N,) str overrides the ``rlnImageName`` values; by default they are
-    ``NNNNNN@stack`` with the stack relative to the STAR file's folder when inside it,
-    else absolute. Optics groups are the table's; a group whose particles differ in pixel
-    size, voltage, Cs or amplitude contrast is split (all groups are then renumbered).
+    ``NNNNNN@stack`` with the stack relative to the STAR file's own folder (through
+    ``..`` where the stack is elsewhere), so that cryomotion and cryoDRGN (whose default
+    folder is the STAR file's) and RELION run from that folder find the images; with
+    ``absolute=True`` the stacks are named by absolute paths. Optics groups are the
+    table's; a group whose particles differ in pixel size, voltage, Cs or amplitude
+    contrast is split (all groups are then renumbered).
     """
     path = Path(path)
     n = len(table)
     if image_names is None:
-        image_names = _image_names(table, path.parent)
+        image_names = _image_names(table, path.parent, absolute)
     image_names = np.asarray(image_names, dtype=object)
     if image_names.shape != (n,):
         raise ValueError(f"image_names has shape {image_names.shape}, expected {(n,)}")
     field = {name: k for k, name in enumerate(CTF_FIELDS)}
-    optics_values = np.column_stack(
+    optics_columns = np.column_stack(
         [
             table.pixel_size,
             table.ctf[:, field["voltage"]],
@@ -331,7 +470,7 @@ def write_star(path: str | os.PathLike, table: ParticleTable, image_names=None) 
             table.ctf[:, field["amplitude_contrast"]],
         ]
     )
-    keys = np.column_stack([table.optics_group, np.round(optics_values, 6)])
+    keys = np.column_stack([table.optics_group, np.round(optics_columns, 6)])
     unique, inverse = np.unique(keys, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     ids = unique[:, 0].astype(np.int64)
@@ -342,12 +481,12 @@ def write_star(path: str | os.PathLike, table: ParticleTable, image_names=None) 
         {
             "rlnOpticsGroup": ids,
             "rlnOpticsGroupName": [f"opticsGroup{i}" for i in ids],
-            "rlnImagePixelSize": optics_values[first, 0],
+            "rlnImagePixelSize": optics_columns[first, 0],
             "rlnImageSize": np.full(len(ids), table.box_size, dtype=np.int64),
             "rlnImageDimensionality": np.full(len(ids), 2, dtype=np.int64),
-            "rlnVoltage": optics_values[first, 1],
-            "rlnSphericalAberration": optics_values[first, 2],
-            "rlnAmplitudeContrast": optics_values[first, 3],
+            "rlnVoltage": optics_columns[first, 1],
+            "rlnSphericalAberration": optics_columns[first, 2],
+            "rlnAmplitudeContrast": optics_columns[first, 3],
         }
     )
     rot, tilt, psi = matrix_to_euler(table.rotations)
@@ -378,25 +517,45 @@ def write_star_subset(path: str | os.PathLike, table: ParticleTable, indices) ->
     """Write the particles ``indices`` of a table read from a STAR file, keeping all the
     file's columns, its optics table and its other blocks as they were; return the path.
 
-    Image names are written as in the original file (relative to its dataset folder).
+    Image names are written as in the original file where they still lead to the same
+    stacks from the new file's folder; otherwise they are rewritten relative to the new
+    file's folder, so that the subset reads from where it is written.
     """
     if table.star is None:
         raise ValueError(f"{table.source} was not read from a STAR file; use write_star")
-    blocks = table.subset(indices).star
+    subset = table.subset(indices)
+    blocks = dict(subset.star)
+    block = star_particle_block(blocks)
+    particles = blocks[block]
+    if "rlnImageName" in particles.columns and len(particles):
+        folder = os.path.abspath(Path(path).parent)
+        original = particles["rlnImageName"].astype(str).str.strip()
+        stacks = original.str.split("@", n=1).str[-1]
+        same = [
+            os.path.normpath(os.path.join(folder, name)) == file
+            for name, file in zip(stacks, subset.image_files)
+        ]
+        if not all(same):
+            particles = particles.copy()
+            particles["rlnImageName"] = _image_names(subset, Path(folder))
+            blocks[block] = particles
     text = _star_text(blocks, _shortest_float, version_comment="optics" in blocks)
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
 
 
-def _image_names(table: ParticleTable, folder: Path) -> np.ndarray:
+def _image_names(table: ParticleTable, folder: Path, absolute: bool = False) -> np.ndarray:
+    """``NNNNNN@stack`` per particle, the stack relative to ``folder`` (or absolute)."""
     codes, files = pd.factorize(pd.Series(table.image_files, dtype=object))
     folder = os.path.abspath(folder)
     names = []
     for file in files:
-        relative = os.path.relpath(file, folder)
-        outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)
-        names.append(file if outside else relative)
+        file = os.path.abspath(file)
+        try:
+            names.append(file if absolute else os.path.relpath(file, folder))
+        except ValueError:  # no relative path (another drive on Windows)
+            names.append(file)
     stacks = np.asarray(names, dtype=object)[codes]
     numbers = pd.Series(table.image_indices + 1).map("{:06d}@".format).to_numpy(dtype=object)
     return numbers + stacks

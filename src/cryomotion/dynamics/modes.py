@@ -27,6 +27,7 @@ import numpy as np
 
 from cryomotion.atomic_write import atomic_path
 from cryomotion.errors import InputError
+from cryomotion.npz_arrays import INTEGER, NUMERIC, TEXT, Array, load_arrays
 
 FORMAT_VERSION = 1
 
@@ -172,17 +173,25 @@ class NormalModes:
             raise InputError(
                 f"{path}: no such normal-modes file (expected an .npz from 'cryomotion nma')"
             )
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                content = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as err:
-            raise InputError(f"{path}: not a readable .npz file ({err})") from None
-        missing = [key for key in (*_ARRAYS, *_SCALARS) if key not in content]
-        if missing:
-            raise InputError(
-                f"{path}: missing arrays {', '.join(missing)} (expected a normal-modes file "
-                f"written by 'cryomotion nma')"
-            )
+        content = load_arrays(
+            path,
+            {
+                "eigenvalues": ("modes",),
+                "vectors": ("modes", "atoms", 3),
+                "coords": ("atoms", 3),
+                "masses": ("atoms",),
+                "cg_vectors": ("modes", "nodes", 3),
+                "cg_indices": Array(("nodes",), INTEGER),
+                "node_coords": ("nodes", 3),
+                "rigid_eigenvalues": 1,
+                **{
+                    key: Array((), TEXT if kind is str else NUMERIC)
+                    for key, kind in _SCALARS.items()
+                },
+            },
+            optional={"format_version": Array((), INTEGER)},
+            what="a normal-modes file written by 'cryomotion nma'",
+        )
         version = int(content.get("format_version", FORMAT_VERSION))
         if version > FORMAT_VERSION:
             raise InputError(

@@ -9,6 +9,7 @@ from torch import nn
 
 from cryomotion.deform.base import Deformation
 from cryomotion.models.encoder import ImageEncoder
+from cryomotion.models.intensity import IntensityScale, fitted_scale
 from cryomotion.train.losses import IMAGE_LOSSES, gaussian_kl
 
 LOG_VAR_BOUND = 10.0
@@ -25,9 +26,12 @@ class Encoded(NamedTuple):
 
 
 class Reconstruction(NamedTuple):
-    """``images`` (B, D, D) rendered from ``encoded``; ``regularization`` from the deformation."""
+    """``images`` (B, D, D) rendered from ``encoded`` and ``measured`` (B, D, D), the input
+    images, both in normalised data units (``IntensityScale``); ``regularization`` from the
+    deformation (and the VAE's KL)."""
 
     images: torch.Tensor
+    measured: torch.Tensor
     encoded: Encoded
     regularization: dict[str, torch.Tensor]
 
@@ -46,7 +50,9 @@ class MotionAutoencoder(nn.Module):
 
     The renderer receives the deformed coordinates (B, atoms, 3) Å, the known rotations
     (B, 3, 3), the shifts (B, 2) Å and the CTF parameters (B, 8) and returns images
-    (B, D, D). With ``mixed_precision`` the encoder runs under bfloat16 autocast on CUDA;
+    (B, D, D). ``intensity`` puts measured and rendered images into one unit system
+    (normalised data units) that does not depend on the data's own units; the encoder sees
+    the normalised images. With ``mixed_precision`` the encoder runs under bfloat16 autocast on CUDA;
     the deformation and the renderer always run in float32.
     """
 
@@ -59,6 +65,7 @@ class MotionAutoencoder(nn.Module):
         variational: bool = False,
         latent_kl_weight: float = 1.0,
         image_loss: str = "l2",
+        intensity: IntensityScale | None = None,
     ):
         super().__init__()
         d = deformation.latent_dim
@@ -79,9 +86,13 @@ class MotionAutoencoder(nn.Module):
         self.latent_kl_weight = latent_kl_weight
         self.image_loss_name = image_loss
         self.image_loss = IMAGE_LOSSES[image_loss]
+        self.intensity = intensity if intensity is not None else IntensityScale(mode="none")
 
     def encode(self, images: torch.Tensor, prior_shifts: torch.Tensor) -> Encoded:
-        """Images (B, D, D) and the shifts given with them (B, 2) Å -> ``Encoded``."""
+        """Images (B, D, D), data units, and the shifts given with them (B, 2) Å -> ``Encoded``."""
+        return self._encode_normalized(self.intensity.normalize(images), prior_shifts)
+
+    def _encode_normalized(self, images: torch.Tensor, prior_shifts: torch.Tensor) -> Encoded:
         device_type = images.device.type
         with torch.autocast(
             device_type,
@@ -103,8 +114,12 @@ class MotionAutoencoder(nn.Module):
         rotations: torch.Tensor,
         prior_shifts: torch.Tensor,
         ctf: torch.Tensor | None,
+        optics_groups: torch.Tensor | None = None,
     ) -> Reconstruction:
-        encoded = self.encode(images, prior_shifts)
+        """Images (B, D, D) data units, rotations (B, 3, 3), shifts (B, 2) Å, CTF (B, 8),
+        optics group indices (B,) (None: all group 0) -> ``Reconstruction``."""
+        measured = self.intensity.normalize(images)
+        encoded = self._encode_normalized(measured, prior_shifts)
         latents = encoded.latents
         regularization: dict[str, torch.Tensor] = {}
         if self.variational:
@@ -115,4 +130,9 @@ class MotionAutoencoder(nn.Module):
             regularization["latent_kl"] = self.latent_kl_weight * kl
         deformed = self.deformation(latents)
         rendered = self.renderer(deformed.coords, rotations, encoded.shifts, ctf)
-        return Reconstruction(rendered, encoded, regularization | deformed.regularization)
+        rendered = self.intensity.scale_rendered(rendered, optics_groups)
+        if self.intensity.per_image:
+            rendered = rendered * fitted_scale(rendered, measured)[:, None, None]
+        return Reconstruction(
+            rendered, measured, encoded, regularization | deformed.regularization
+        )

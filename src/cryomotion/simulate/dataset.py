@@ -24,10 +24,20 @@ from cryomotion.simulate.conformations import (
     lognormal_defocus,
     uniform_rotations,
 )
-from cryomotion.structure.io import write_models
+from cryomotion.structure.io import fits_pdb, write_models
 from cryomotion.structure.model import AtomicModel
 
 log = logging.getLogger(__name__)
+
+# what simulate_dataset writes into its folder, the stack (the slowest) first
+DATASET_FILES = (
+    "particles.mrcs",
+    "particles.star",
+    "reference.pdb",
+    "reference.cif",
+    "ground_truth.npz",
+    "simulation.yaml",
+)
 
 
 @dataclass
@@ -91,7 +101,9 @@ def simulate_dataset(
     Gaussian shift, a log-normal defocus and white noise at ``config.snr`` (see
     docs/conventions.md). Writes into ``output_dir``: ``particles.mrcs``,
     ``particles.star`` (RELION 3.1), ``ground_truth.npz``, ``reference.pdb`` (the
-    reference model in the box frame) and ``simulation.yaml``. Deterministic for a seed.
+    reference model in the box frame; ``reference.cif`` if PDB cannot hold it) and
+    ``simulation.yaml``. Deterministic for a seed. A dataset already in ``output_dir`` is
+    removed first, so an interrupted simulation never leaves old files beside new ones.
     Returns the paths written.
     """
     frames = np.asarray(frames, dtype=np.float64)
@@ -106,6 +118,8 @@ def simulate_dataset(
         raise InputError(f"--snr {config.snr}: expected a positive SNR, or inf for clean images")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    for name in reversed(DATASET_FILES):  # the completion marks first
+        (output_dir / name).unlink(missing_ok=True)
     n = config.n_particles
     rng = np.random.default_rng(config.seed)
 
@@ -173,7 +187,11 @@ def simulate_dataset(
     paths = {
         "stack": stack_path,
         "star": write_star(output_dir / "particles.star", table),
-        "reference": write_models(output_dir / "reference.pdb", reference, frames[0]),
+        "reference": write_models(
+            output_dir / ("reference.pdb" if fits_pdb(reference) else "reference.cif"),
+            reference,
+            frames[0],
+        ),
         "ground_truth": output_dir / "ground_truth.npz",
         "config": output_dir / "simulation.yaml",
     }

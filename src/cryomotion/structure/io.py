@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -17,6 +18,8 @@ from cryomotion.structure.elements import infer_element
 from cryomotion.structure.model import AtomicModel
 
 WATER_NAMES = {"HOH", "WAT", "DOD", "H2O", "TIP", "TIP3", "SOL"}
+PDB_MAX_ATOMS = 99_999  # the PDB format's 5-digit atom serials
+PDB_RESIDUE_NUMBERS = (-999, 9999)  # its 4-column residue numbers
 
 
 def _pdb_has_element_column(path: Path) -> bool:
@@ -115,6 +118,16 @@ def _extract_model(
                     )
                 if element in ("H", "D") and not keep_hydrogens:
                     continue
+                if not (
+                    math.isfinite(atom.pos.x)
+                    and math.isfinite(atom.pos.y)
+                    and math.isfinite(atom.pos.z)
+                ):
+                    raise InputError(
+                        f"{path}: atom {atom.name!r} of residue {residue.name} {residue.seqid} "
+                        f"(chain {chain.name!r}, serial {atom.serial}): coordinates "
+                        f"({atom.pos.x}, {atom.pos.y}, {atom.pos.z}) are not finite numbers"
+                    )
                 n_polymer += polymer
                 rows.append(
                     (
@@ -259,6 +272,37 @@ def _to_gemmi_structure(model: AtomicModel, coords: np.ndarray) -> gemmi.Structu
     return structure
 
 
+def fits_pdb(model: AtomicModel) -> bool:
+    """True if the model's atom serials and residue numbers fit PDB's decimal columns."""
+    low, high = PDB_RESIDUE_NUMBERS
+    numbers = np.asarray(model.residue_numbers)
+    in_range = not numbers.size or (numbers.min() >= low and numbers.max() <= high)
+    return model.n_atoms <= PDB_MAX_ATOMS and bool(in_range)
+
+
+def check_fits_pdb(model: AtomicModel, path: str | os.PathLike) -> None:
+    """``InputError`` if a PDB file ``path`` cannot hold ``model`` in decimal columns.
+
+    For an output the user named: beyond them ``write_models`` writes hybrid-36 serials
+    and residue numbers (gemmi's, which gemmi reads back), which many programs do not read.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".pdb", ".ent"):
+        return
+    low, high = PDB_RESIDUE_NUMBERS
+    if model.n_atoms > PDB_MAX_ATOMS:
+        raise InputError(
+            f"{path}: {model.n_atoms} atoms do not fit the PDB format (at most "
+            f"{PDB_MAX_ATOMS:,}); write mmCIF instead ({path.with_suffix('.cif').name})"
+        )
+    numbers = np.asarray(model.residue_numbers)
+    if numbers.size and (numbers.min() < low or numbers.max() > high):
+        raise InputError(
+            f"{path}: residue numbers {numbers.min()}..{numbers.max()} do not fit the PDB "
+            f"format ({low}..{high}); write mmCIF instead ({path.with_suffix('.cif').name})"
+        )
+
+
 def write_models(
     path: str | os.PathLike,
     model: AtomicModel,
@@ -270,7 +314,9 @@ def write_models(
     ``coords``: (atoms, 3) or (models, atoms, 3) in Å; the model's own coordinates if
     omitted. The format follows the suffix (.pdb/.ent or .cif/.mmcif). ``b_factors``
     (atoms,) replaces the B-factor column (used to colour by a per-atom value). The file is
-    written atomically.
+    written atomically. Beyond PDB's decimal columns (more than 99,999 atoms, residue
+    numbers outside -999..9999) gemmi writes hybrid-36 (``check_fits_pdb`` refuses that
+    for a file the user named).
     """
     path = Path(path)
     frames = np.asarray(model.coords if coords is None else coords, dtype=np.float64)

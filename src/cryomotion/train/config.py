@@ -40,6 +40,9 @@ class DataConfig:
     poses: str | None = None  # cryoDRGN poses.pkl
     ctf: str | None = None  # cryoDRGN ctf.pkl
     pixel_size: float | None = None  # Å/px, where the particle file has none
+    amplitude_contrast: float | None = None  # where the file has none (RELION's default: 0)
+    voltage: float | None = None  # kV, where the particle file has none
+    spherical_aberration: float | None = None  # mm, where the particle file has none
     dataset_dir: str | None = None  # folder the image paths are relative to
     invert_data: bool = False  # multiply images by -1 (dark particles, cryoDRGN stacks)
     box: int | None = None  # training box (px): Fourier-crop the images on the fly
@@ -58,6 +61,10 @@ class ModelConfig:
     width: float = 0.25  # filters multiplier of the VGG-like encoder (seed: 1.0)
     norm: str = "batch"  # "batch" (seed; SyncBatchNorm under DDP on CUDA) or "group"
     hidden: list[int] = field(default_factory=lambda: [512, 256])  # MLP head sizes
+    # data units -> renderer units (models/intensity.py): "fitted" (a gain per optics group,
+    # fitted at the start and learned), "per_image" (and a least-squares scale per image),
+    # "none" (the data are taken to be in the renderer's units, as before 0.2)
+    intensity_scale: str = "fitted"
 
 
 @dataclass

@@ -15,6 +15,8 @@ COLUMNS = (
     "particles_per_s",
     "epoch_seconds",
     "elapsed_seconds",
+    "outside_box",  # fraction of test particles whose models left the box (train.sanity)
+    "intensity_gain",  # mean fitted gain, normalised data units per renderer unit
 )
 
 

@@ -19,6 +19,7 @@ from cryomotion.atomic_write import atomic_path
 from cryomotion.deform.base import Deformation
 from cryomotion.errors import InputError
 from cryomotion.models.registry import get_system
+from cryomotion.npz_arrays import INTEGER, Array, load_arrays
 from cryomotion.structure.io import read_model, write_models
 from cryomotion.structure.model import AtomicModel
 from cryomotion.train.checkpoint import load_checkpoint
@@ -69,21 +70,53 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         raise InputError(
             f"{paths.latents}: missing (the run has not finished; resume it with --resume)"
         )
-    with np.load(paths.latents, allow_pickle=False) as data:
-        try:
-            latents = data[system.latent_name]
-            shifts, index, is_test = data["shifts"], data["particle_index"], data["is_test"]
-        except KeyError as err:
-            raise InputError(f"{paths.latents}: no array {err} (expected a latents file)") from None
+    data = load_arrays(
+        paths.latents,
+        {
+            system.latent_name: ("particles", None),
+            "shifts": ("particles", 2),
+            "particle_index": Array(("particles",), INTEGER),
+            "is_test": ("particles",),
+        },
+        what="a latents file written by 'cryomotion train'",
+    )
+    latents, shifts = data[system.latent_name], data["shifts"]
+    index, is_test = data["particle_index"], data["is_test"].astype(bool)
+    if len(index) and index.min() < 0:
+        raise InputError(
+            f"{paths.latents}: particle_index holds {int(index.min())} (expected 0-based "
+            "indices of the particles)"
+        )
+    if latents.shape[1] != config.model.latent_dim:
+        raise InputError(
+            f"{paths.latents}: {system.latent_name} has {latents.shape[1]} columns, the run's "
+            f"config.yaml latent_dim {config.model.latent_dim} (expected the same)"
+        )
     reference = read_model(paths.reference)
     deformation = system.build_deformation(
         reference, config.model.latent_dim, config.deformation, paths.root
     )
     if paths.checkpoint.is_file():
-        state = load_checkpoint(paths.checkpoint)["model"]
+        state = load_checkpoint(paths.checkpoint).get("model")
+        if not isinstance(state, dict):
+            raise InputError(f"{paths.checkpoint}: no model state (expected a training checkpoint)")
         prefix = "deformation."
         own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        deformation.load_state_dict(own)
+        try:
+            deformation.load_state_dict(own)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise InputError(
+                f"{paths.checkpoint}: does not fit the run's {config.system} deformation ({first})"
+            ) from None
+    elif learned := [name for name, _ in deformation.named_parameters()]:
+        # without them the rebuilt deformation would silently use its initial values
+        shown = ", ".join(learned[:3]) + (", ..." if len(learned) > 3 else "")
+        raise InputError(
+            f"{paths.checkpoint}: missing; it holds the {config.system} deformation's learned "
+            f"parameters ({shown}) and the models cannot be rebuilt without it (expected the "
+            "run's checkpoint, e.g. copy the whole run folder)"
+        )
     deformation.eval()
     return TrainedRun(paths, config, reference, latents, shifts, index, is_test, deformation)
 

@@ -21,6 +21,8 @@ from cryomotion.errors import InputError
 from cryomotion.imaging.renderer import AtomRenderer
 from cryomotion.models.autoencoder import MotionAutoencoder
 from cryomotion.models.encoder import NORMS, ImageEncoder
+from cryomotion.models.intensity import MODES as INTENSITY_MODES
+from cryomotion.models.intensity import IntensityScale
 from cryomotion.models.registry import get_system
 from cryomotion.structure.io import read_model
 from cryomotion.train.config import RunConfig, save_config, with_system_defaults
@@ -31,7 +33,15 @@ from cryomotion.train.distributed import (
     init_distributed,
     shutdown,
 )
-from cryomotion.train.run_dir import RunPaths, check_run_folder, copy_reference
+from cryomotion.train.run_dir import (
+    NewRunFolder,
+    RunPaths,
+    check_run_folder,
+    copy_reference,
+    read_run_reference,
+)
+from cryomotion.train.calibrate import calibrate_intensity
+from cryomotion.train.sanity import check_reference_in_box
 from cryomotion.train.split import split_particles
 from cryomotion.train.trainer import Trainer
 
@@ -61,6 +71,11 @@ def check_config(config: RunConfig) -> None:
         (config.model.latent_dim >= 0, f"latent dimension {config.model.latent_dim} < 0"),
         (config.model.width > 0, f"--width {config.model.width}: expected > 0"),
         (config.model.norm in NORMS, f"norm {config.model.norm!r}: expected one of {NORMS}"),
+        (
+            config.model.intensity_scale in INTENSITY_MODES,
+            f"intensity scale {config.model.intensity_scale!r}: expected one of "
+            + ", ".join(INTENSITY_MODES),
+        ),
         (config.training.epochs >= 0, f"--epochs {config.training.epochs}: expected >= 0"),
         (config.training.batch_size >= 1, f"--batch-size {config.training.batch_size} < 1"),
         (config.training.lr > 0, f"--lr {config.training.lr}: expected > 0"),
@@ -82,7 +97,7 @@ def build_model(
 ) -> MotionAutoencoder:
     """Encoder, deformation (from the run folder) and renderer for ``config``."""
     system = get_system(config.system)
-    reference = read_model(paths.reference)
+    reference = read_run_reference(paths, config.reference)
     center = resolve_rotation_center(
         config.data.rotation_center, reference, table_box, table_pixel_size
     )
@@ -110,6 +125,7 @@ def build_model(
         variational=system.variational,
         latent_kl_weight=getattr(config.deformation, "latent_kl_weight", 1.0),
         image_loss=system.image_loss,
+        intensity=IntensityScale(dataset.n_optics_groups, config.model.intensity_scale),
     )
 
 
@@ -135,7 +151,7 @@ def _prepare_folder(
         command_line or "(library call)",
     )
     try:
-        reference = read_model(paths.reference)
+        reference = read_run_reference(paths, config.reference)
         get_system(config.system).prepare(
             reference, config.model.latent_dim, config.deformation, paths.root
         )
@@ -192,6 +208,7 @@ def train_run(
     own_context = context is None
     context = context or init_distributed(config.training.device)
     handler = None
+    new_folder = None  # rank 0 of a new run: undone if the run fails before a checkpoint
     try:
         system = get_system(config.system)
         # the particles first: a bad input fails before the run folder is written
@@ -201,12 +218,26 @@ def train_run(
             ctf=config.data.ctf,
             pixel_size=config.data.pixel_size,
             dataset_dir=config.data.dataset_dir,
+            amplitude_contrast=config.data.amplitude_contrast,
+            voltage=config.data.voltage,
+            spherical_aberration=config.data.spherical_aberration,
         )
         dataset = ParticleDataset(
             table, box=config.data.box, invert_contrast=config.data.invert_data
         )
+        if not (resume and paths.config.is_file()):
+            # the user's model, before the run folder is written
+            reference = read_model(config.reference)
+            center = resolve_rotation_center(
+                config.data.rotation_center, reference, table.box_size, table.single_pixel_size
+            )
+            check_reference_in_box(
+                reference.coords, center, table.box_size, table.single_pixel_size, config.reference
+            )
         error = None
         if context.is_main:
+            if not (resume and paths.config.is_file()):
+                new_folder = NewRunFolder.begin(paths)
             try:
                 handler = _prepare_folder(config, paths, resume, command_line)
             except InputError as err:
@@ -216,6 +247,14 @@ def train_run(
             raise InputError(error)
         model = build_model(config, paths, dataset, table.box_size, table.single_pixel_size)
         train, test = split_particles(len(dataset), config.data.test_fraction, config.training.seed)
+        calibrate_intensity(
+            model,
+            dataset,
+            train,
+            device=context.device,
+            use_file_shifts=config.data.use_file_shifts,
+            source=str(config.data.particles),
+        )
         if context.is_main:
             log.info(
                 "%d particles (%d train, %d test), box %d px at %.4g Å/px, %d latent dimensions, "
@@ -249,12 +288,20 @@ def train_run(
             if system.finalize is not None:
                 system.finalize(
                     trainer.module.deformation.eval(),
-                    read_model(paths.reference),
+                    read_run_reference(paths, config.reference),
                     config.deformation,
                     paths.root,
                 )
         barrier(context)
         return paths
+    except BaseException:
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+            handler = None
+        if new_folder is not None:
+            new_folder.discard()  # keeps a run that reached a checkpoint (--resume it)
+        raise
     finally:
         if handler is not None:
             log.removeHandler(handler)

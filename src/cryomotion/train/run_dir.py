@@ -7,16 +7,23 @@ RUN/checkpoints/last.pt
 RUN/metrics.csv        one row per epoch
 RUN/train.log
 RUN/latents.npz        per-particle latents, shifts, particle_index, is_test
+
+A run that fails before its first checkpoint leaves nothing behind (``NewRunFolder``):
+what it wrote is removed, and so is the folder if it created it, so the same command can
+simply be run again.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryomotion.atomic_write import atomic_path
 from cryomotion.errors import InputError
+from cryomotion.structure.io import read_model
+from cryomotion.structure.model import AtomicModel
 from cryomotion.train.config import RunConfig, config_differences, load_config
 
 _MODEL_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif")
@@ -74,6 +81,66 @@ def copy_reference(source: str | Path, paths: RunPaths) -> Path:
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
     return target
+
+
+def read_run_reference(paths: RunPaths, original: str | os.PathLike | None = None) -> AtomicModel:
+    """Read the run's copy of the reference model; an ``InputError`` names ``original``.
+
+    ``original`` is the model file the user gave (``config.reference``): an error in the
+    copy is an error in that file, and that is the name the user knows.
+    """
+    copy = paths.reference
+    try:
+        return read_model(copy)
+    except InputError as err:
+        if not original:
+            raise
+        message = str(err).replace(str(copy), f"{original} (copied into the run as {copy.name})")
+        raise InputError(message) from None
+
+
+@dataclass
+class NewRunFolder:
+    """The run folder as it was before a run started writing it, to undo a failed start.
+
+    ``begin`` records which of the folder and its parents exist and what the folder holds;
+    ``discard`` removes whatever appeared since, unless a checkpoint was written (then the
+    run is resumable and stays). Nothing that existed before is ever removed.
+    """
+
+    paths: RunPaths
+    missing: tuple[Path, ...]  # folders that did not exist, innermost first
+    entries: frozenset[str]  # names in the folder before
+
+    @classmethod
+    def begin(cls, paths: RunPaths) -> NewRunFolder:
+        root = paths.root.absolute()
+        missing = []
+        folder = root
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        entries = frozenset(os.listdir(root)) if root.is_dir() else frozenset()
+        return cls(paths, tuple(missing), entries)
+
+    def discard(self) -> bool:
+        """Remove what the failed start wrote; True if the folder is back as it was."""
+        if self.paths.checkpoint.exists():
+            return False
+        root = self.paths.root.absolute()
+        if root.is_dir():
+            for name in set(os.listdir(root)) - self.entries:
+                path = root / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        for folder in self.missing:  # innermost first; only if now empty
+            try:
+                folder.rmdir()
+            except OSError:
+                return False
+        return True
 
 
 def check_run_folder(paths: RunPaths, config: RunConfig, resume: bool) -> bool:

@@ -36,8 +36,18 @@ from cryomotion.train.distributed import (
     gather_arrays,
 )
 from cryomotion.train.metrics import MetricsLog
+from cryomotion.train.sanity import (
+    OUTSIDE_ATOMS,
+    OUTSIDE_PARTICLES,
+    outside_fraction,
+    visible_radius,
+)
 
 log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(InputError):
+    """Training stopped because its models left the box (a one-line message for the user)."""
 
 
 def _batches(indices: np.ndarray, size: int) -> list[list[int]]:
@@ -107,7 +117,11 @@ class Trainer:
             self.model = DistributedDataParallel(
                 self.module, device_ids=[device.index] if device.type == "cuda" else None
             )
-        own = [p for n, p in self.module.named_parameters() if not n.startswith("deformation.")]
+        own = [
+            p
+            for n, p in self.module.named_parameters()
+            if not n.startswith("deformation.") and p.requires_grad
+        ]
         groups = [{"params": own, "lr": settings.lr}]
         groups += self.module.deformation.parameter_groups(settings.lr)
         self.optimizer = torch.optim.Adam(groups, lr=settings.lr)
@@ -176,7 +190,7 @@ class Trainer:
         if not (self.checkpoint_path and self.checkpoint_path.is_file()):
             return False
         payload = load_checkpoint(self.checkpoint_path)  # on the CPU; copied to the device below
-        self.module.load_state_dict(payload["model"])
+        self._load_model_state(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.epoch, self.batch = int(payload["epoch"]), int(payload["batch"])
         progress = payload["progress"]
@@ -195,6 +209,21 @@ class Trainer:
         )
         return True
 
+    def _load_model_state(self, state: dict) -> None:
+        """Load a checkpoint's model state; one from before the intensity scale existed
+        (cryomotion 0.1) loads only into a model whose scale is off."""
+        missing = [k for k in self.module.state_dict() if k not in state]
+        if missing and all(k.startswith("intensity.") for k in missing):
+            if self.module.intensity.mode != "none":
+                raise InputError(
+                    f"{self.checkpoint_path}: written before cryomotion fitted an intensity "
+                    "scale; resume it with 'intensity_scale: none' in the model section of "
+                    "its config.yaml"
+                )
+            self.module.load_state_dict(state, strict=False)
+            return
+        self.module.load_state_dict(state)
+
     # -- training ---------------------------------------------------------------------
     def step(self, batch: dict) -> torch.Tensor:
         """One optimizer step on a batch; returns the per-image losses (B,), detached.
@@ -202,8 +231,10 @@ class Trainer:
         The loss is the model's image loss (batch mean) plus its regularisation terms.
         """
         batch = self._to_device(batch)
-        output = self.model(batch["image"], batch["rotation"], batch["shift"], batch["ctf"])
-        losses = self.module.image_loss(output.images, batch["image"])
+        output = self.model(
+            batch["image"], batch["rotation"], batch["shift"], batch["ctf"], batch.get("optics_group")
+        )
+        losses = self.module.image_loss(output.images, output.measured)
         loss = losses.mean()
         for term in output.regularization.values():
             loss = loss + term
@@ -266,7 +297,7 @@ class Trainer:
                 self.save()
         train_seconds = time.perf_counter() - start
         loss_sum, loss_count = all_reduce_sum(self.context, [self.loss_sum, self.loss_count])
-        test = self.evaluate(self.test_indices)
+        test, outside = self._evaluate(self.test_indices)
         end = time.perf_counter()
         epoch_seconds = end - start
         self.elapsed += end - mark
@@ -277,6 +308,8 @@ class Trainer:
             "particles_per_s": seen / max(train_seconds, 1e-9),
             "epoch_seconds": epoch_seconds,
             "elapsed_seconds": self.elapsed,
+            "outside_box": outside,
+            "intensity_gain": float(self.module.intensity.log_gain.detach().exp().mean()),
         }
         self.epoch, self.batch = epoch + 1, 0
         self.loss_sum, self.loss_count = 0.0, 0
@@ -294,19 +327,39 @@ class Trainer:
                 epoch_seconds,
             )
         barrier(self.context)
+        if outside > OUTSIDE_PARTICLES:
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch + 1}: {100 * outside:.0f} % of the test "
+                "particles' models left the box (their atoms project outside every image); "
+                "check the particles' contrast (--invert-data), pixel size and the reference "
+                f"model's frame (--rotation-center). Last checkpoint: {self.checkpoint_path}"
+            )
         return row
 
     # -- inference --------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, indices: np.ndarray) -> float:
         """Mean per-image loss over ``indices`` (all processes); NaN for none."""
+        return self._evaluate(indices)[0]
+
+    @torch.no_grad()
+    def _evaluate(self, indices: np.ndarray) -> tuple[float, float]:
+        """Mean per-image loss over ``indices`` and the fraction of their models that left
+        the box (``train.sanity``), over all processes; (NaN, 0) for no particles."""
         if len(indices) == 0:
-            return float("nan")
+            return float("nan"), 0.0
         result = self.predict(indices, render=True, gather=False)
-        total, count = all_reduce_sum(
-            self.context, [float(result["loss"].sum()), float(len(result["loss"]))]
+        total, count, outside = all_reduce_sum(
+            self.context,
+            [
+                float(result["loss"].sum()),
+                float(len(result["loss"])),
+                float((result["outside"] > OUTSIDE_ATOMS).sum()),
+            ],
         )
-        return total / count if count else float("nan")
+        if not count:
+            return float("nan"), 0.0
+        return total / count, outside / count
 
     @torch.no_grad()
     def predict(
@@ -317,24 +370,35 @@ class Trainer:
         Each process handles ``indices[rank::world]``; with ``gather`` the results are
         collected on rank 0 (in rank order, with ``index`` telling which particle is which;
         other ranks get {}). Keys: ``latents`` (N, d), ``shifts`` (N, 2) Å, ``index`` (N,)
-        and ``loss`` (N,) with ``render``.
+        and, with ``render``, ``loss`` (N,) and ``outside`` (N,), the fraction of each model's
+        atoms outside the box (``train.sanity``).
         """
         was_training = self.module.training
         self.module.eval()
         mine = np.asarray(indices, dtype=np.int64)[self.context.rank :: self.context.world_size]
         parts: dict[str, list[np.ndarray]] = {"latents": [], "shifts": [], "index": []}
         if render:
-            parts["loss"] = []
+            parts["loss"], parts["outside"] = [], []
+            renderer = self.module.renderer
+            radius = visible_radius(renderer.box, renderer.pixel_size)
         loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
         for batch in loader:
             batch = self._to_device(batch)
             if render:
                 output = self.module(
-                    batch["image"], batch["rotation"], batch["shift"], batch["ctf"]
+                    batch["image"],
+                    batch["rotation"],
+                    batch["shift"],
+                    batch["ctf"],
+                    batch.get("optics_group"),
                 )
                 encoded = output.encoded
-                loss = self.module.image_loss(output.images, batch["image"])
+                loss = self.module.image_loss(output.images, output.measured)
                 parts["loss"].append(loss.cpu().numpy())
+                coords = self.module.deformation(encoded.latents).coords
+                parts["outside"].append(
+                    outside_fraction(coords, renderer.rotation_center, radius).cpu().numpy()
+                )
             else:
                 encoded = self.module.encode(batch["image"], batch["shift"])
             parts["latents"].append(encoded.latents.cpu().numpy())
@@ -342,7 +406,7 @@ class Trainer:
             parts["index"].append(batch["index"].cpu().numpy())
         self.module.train(was_training)
         d = self.module.deformation.latent_dim
-        empty = {"latents": (0, d), "shifts": (0, 2), "index": (0,), "loss": (0,)}
+        empty = {"latents": (0, d), "shifts": (0, 2), "index": (0,), "loss": (0,), "outside": (0,)}
         arrays = {
             key: np.concatenate(value) if value else np.zeros(empty[key])
             for key, value in parts.items()
