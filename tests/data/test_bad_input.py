@@ -238,3 +238,39 @@ def test_unknown_file_type(tmp_path):
     path = tmp_path / "particles.csv"
     path.write_text("a,b\n")
     raises(path, "unknown particle file type '.csv'", call=read_particles, path=path)
+
+
+def test_duplicate_optics_group_numbers(star):
+    path, _ = star
+    rewrite(path, lambda b: b["optics"].__setitem__("rlnOpticsGroup", [1, 1]))
+    raises(path, "optics group 1", "rows 1 and 2", "rlnOpticsGroup", call=read_particles, path=path)
+
+
+@pytest.mark.parametrize(
+    "column, value, row, expected",
+    [  # optics-table values are set for group 2, whose first particle is row 4
+        ("rlnVoltage", -300.0, 4, "positive acceleration voltage"),
+        ("rlnVoltage", 0.0, 4, "positive acceleration voltage"),
+        ("rlnSphericalAberration", -5.0, 4, "between -0.1 and 20"),
+        ("rlnAmplitudeContrast", 1.5, 4, "between 0 and 1"),
+        ("rlnDefocusU", 1e12, 2, "at most 1e6"),
+        ("rlnDefocusV", -2e6, 2, "at most 1e6"),
+        ("rlnDefocusU", "nan", 2, "expected a number"),
+        ("rlnCtfBfactor", "inf", 2, "expected a number"),
+    ],
+)
+def test_ctf_value_outside_its_physical_range(star, column, value, row, expected):
+    path, _ = star
+
+    def edit(blocks):
+        block = "optics" if column in blocks["optics"].columns else "particles"
+        blocks[block][column] = blocks[block][column].astype(object)
+        blocks[block].loc[1, column] = value
+
+    rewrite(path, edit)
+    raises(path, column, f"row {row}", expected, call=read_particles, path=path)
+
+
+def test_ctf_override_outside_its_physical_range(star):
+    path, _ = star
+    raises(path, "--voltage", "positive", call=read_particles, path=path, voltage=-300.0)

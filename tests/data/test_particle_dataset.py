@@ -15,7 +15,9 @@ def test_items_hold_image_pose_shift_ctf(two_groups):
     dataset = ParticleDataset(table)
     assert len(dataset) == 6 and dataset.box == 16
     item = dataset[4]
-    assert set(item) == {"image", "rotation", "shift", "ctf", "pixel_size", "index"}
+    keys = {"image", "rotation", "shift", "ctf", "pixel_size", "index", "optics_group"}
+    assert set(item) == keys
+    assert int(item["optics_group"]) == 1  # 0-based index of group 2 of (1, 2)
     assert item["image"].dtype == torch.float32 and item["image"].shape == (16, 16)
     assert item["rotation"].dtype == torch.float32 and item["rotation"].shape == (3, 3)
     assert item["shift"].shape == (2,) and item["ctf"].shape == (8,)

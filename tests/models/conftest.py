@@ -42,7 +42,7 @@ class ParticleItems(torch.utils.data.Dataset):
         return self.items[i]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def simulate_particles():
     """A function rendering particles of known conformations for recovery tests.
 

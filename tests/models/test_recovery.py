@@ -14,14 +14,32 @@ from cryomotion.deform.normal_modes import NormalModeDeformation
 from cryomotion.imaging.renderer import AtomRenderer
 from cryomotion.models.autoencoder import MotionAutoencoder
 from cryomotion.models.encoder import ImageEncoder
+from cryomotion.models.intensity import IntensityScale
 from cryomotion.structure.io import read_model
 from cryomotion.structure.superpose import superpose
+from cryomotion.train.calibrate import calibrate_intensity
 from cryomotion.train.config import TrainingConfig
 from cryomotion.train.trainer import Trainer
 
 
-def recover(simulate, adk_open_path, adk_closed_path, n, epochs, box, pixel_size, coarse, snr):
-    """Train on ``n`` simulated particles; (predicted, true) amplitudes of all of them."""
+def recover(
+    simulate,
+    adk_open_path,
+    adk_closed_path,
+    n,
+    epochs,
+    box,
+    pixel_size,
+    coarse,
+    snr,
+    intensity="none",
+    transform=None,
+):
+    """Train on ``n`` simulated particles; (predicted, true) amplitudes of all of them.
+
+    ``intensity`` is the model's intensity-scale mode (the particles are fitted first
+    unless "none"); ``transform`` maps the images (n, D, D) to other units before training.
+    """
     open_state = read_model(adk_open_path)
     closed = read_model(adk_closed_path)
     reference = open_state.coords - open_state.coords.mean(0) + (box // 2) * pixel_size
@@ -35,12 +53,18 @@ def recover(simulate, adk_open_path, adk_closed_path, n, epochs, box, pixel_size
     with torch.no_grad():
         coords = truth(torch.as_tensor(amplitudes[:, None], dtype=torch.float32)).coords
     particles = simulate(model, coords, rng, box, pixel_size, coarse, snr, shift_sd=2.0)
+    if transform is not None:
+        images = transform(torch.stack([item["image"] for item in particles.items]))
+        for item, image in zip(particles.items, images):
+            item["image"] = image
     torch.manual_seed(0)
     autoencoder = MotionAutoencoder(
         ImageEncoder(box, {"shifts": 2, "latents": 1}, width=0.5, norm="batch"),
         NormalModeDeformation(reference, mode[None]),
         AtomRenderer.from_model(model, box, pixel_size, coarse=coarse),
+        intensity=IntensityScale(1, intensity),
     )
+    calibrate_intensity(autoencoder, particles, np.arange(n))
     settings = TrainingConfig(epochs=epochs, batch_size=16, lr=1e-4, seed=0, workers=0)
     trainer = Trainer(
         autoencoder, particles, np.arange(n), np.arange(0),

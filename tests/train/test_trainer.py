@@ -104,3 +104,32 @@ def test_batch_must_split_across_processes(tiny_problem):
             context=DistributedContext(rank=0, world_size=2),
             progress=False,
         )
+
+
+def test_a_run_whose_models_leave_the_box_stops_with_a_clear_message(tiny_problem, tmp_path):
+    """Amplitudes scaled 10⁶× put every test particle's atoms far outside the box."""
+    from cryomotion.train.trainer import TrainingDiverged
+
+    dataset, make_model = tiny_problem
+    model = make_model()
+    model.deformation.latent_scale *= 1e6
+    trainer = Trainer(
+        model, dataset, TRAIN, TEST, settings(epochs=3), progress=False,
+        checkpoint_path=tmp_path / "last.pt", metrics_path=tmp_path / "metrics.csv",
+    )  # fmt: skip
+    with pytest.raises(TrainingDiverged, match="left the box") as info:
+        trainer.fit()
+    assert "\n" not in str(info.value) and "last.pt" in str(info.value)
+    assert trainer.epoch == 1  # stopped after the first epoch, its checkpoint written
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert float(rows[0]["outside_box"]) == 1.0
+
+
+def test_models_in_the_box_are_reported_as_such(tiny_problem, tmp_path):
+    dataset, make_model = tiny_problem
+    trainer = Trainer(
+        make_model(), dataset, TRAIN, TEST, settings(epochs=1), progress=False,
+        metrics_path=tmp_path / "metrics.csv",
+    )  # fmt: skip
+    (row,) = trainer.fit()
+    assert row["outside_box"] == 0.0

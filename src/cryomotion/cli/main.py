@@ -42,6 +42,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("cryomotion.cli.train", "train a motion model on particles"),
     "export": ("cryomotion.cli.export", "write the per-particle atomic models of a run"),
     "analyze": ("cryomotion.cli.analyze", "latent landscape, states, motions, maps, report"),
+    "reconstruct": ("cryomotion.cli.reconstruct", "3-D map, half maps and FSC from particles"),
 }
 
 

@@ -138,6 +138,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="encoder normalisation: batch (default, the seed's; SyncBatchNorm under torchrun "
         "on CUDA) or group (per image: a batch split across processes trains exactly as one)",
     )
+    model.add_argument(
+        "--intensity-scale",
+        choices=("fitted", "per_image", "none"),
+        help="data units -> renderer units: fitted (default: a gain per optics group, fitted "
+        "at the start and learned), per_image (also a least-squares scale per image, for "
+        "varying ice), none (images taken to be in the renderer's units)",
+    )
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=integer(0), help="epochs (default 20)")
     training.add_argument("--batch-size", type=integer(1), help="global batch size (default 256)")
@@ -215,6 +222,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "deformation.cross_chain": args.cross_chain,
         "model.width": args.width,
         "model.norm": args.norm,
+        "model.intensity_scale": args.intensity_scale,
         "training.epochs": args.epochs,
         "training.batch_size": args.batch_size,
         "training.lr": args.lr,

@@ -27,7 +27,8 @@ the same weights) is accumulated alongside. Friedel mates are added once at the 
 
 where d is the density compensation of W + ε (Pipe & Menon's iteration, as in RELION:
 (W + ε)·d smoothed by a small kernel ≈ 1; plain d = 1/(W + ε) is less accurate near the
-origin, where every slice crosses the same grid points), with ε either a constant (a fraction of the mean weight) or, from two half sets, the
+origin, where every slice crosses the same grid points), with ε either a constant (a
+fraction of the mean weight) or, from two half sets, the
 RELION-style SSNR regularisation ε(|k|) = ⟨W²⟩ / (⟨W⟩ · SSNR(|k|)), SSNR = FSC/(1 − FSC)
 from the FSC between the two halves' CTF-weighted sums N₁, N₂ on the padded grid (per shell;
 see ``ssnr_regularization``). The trilinear kernel multiplies real space by
@@ -88,7 +89,8 @@ class _SliceGeometry:
         """(B, M, 3) model-frame frequencies (x, y, z) in units of the padded grid."""
         rows = rotations.to(self.kx.dtype)
         return padding * (
-            self.kx[None, :, None] * rows[:, None, 0, :] + self.ky[None, :, None] * rows[:, None, 1, :]
+            self.kx[None, :, None] * rows[:, None, 0, :]
+            + self.ky[None, :, None] * rows[:, None, 1, :]
         )
 
     def ctf(self, ctf: torch.Tensor, pixel_size: float) -> torch.Tensor:

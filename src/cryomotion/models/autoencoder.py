@@ -52,8 +52,8 @@ class MotionAutoencoder(nn.Module):
     (B, 3, 3), the shifts (B, 2) Å and the CTF parameters (B, 8) and returns images
     (B, D, D). ``intensity`` puts measured and rendered images into one unit system
     (normalised data units) that does not depend on the data's own units; the encoder sees
-    the normalised images. With ``mixed_precision`` the encoder runs under bfloat16 autocast on CUDA;
-    the deformation and the renderer always run in float32.
+    the normalised images. With ``mixed_precision`` the encoder runs under bfloat16
+    autocast on CUDA; the deformation and the renderer always run in float32.
     """
 
     def __init__(

@@ -65,7 +65,9 @@ class IntensityScale(nn.Module):
             raise InputError(f"intensity scale {mode!r}: expected one of {', '.join(MODES)}")
         self.mode = mode
         self.register_buffer("noise_sigma", torch.ones(()))
-        self.log_gain = nn.Parameter(torch.zeros(max(1, int(n_groups))), requires_grad=mode != "none")
+        self.log_gain = nn.Parameter(
+            torch.zeros(max(1, int(n_groups))), requires_grad=mode != "none"
+        )
 
     @property
     def per_image(self) -> bool:
@@ -166,4 +168,3 @@ def fitted_scale(rendered: torch.Tensor, measured: torch.Tensor) -> torch.Tensor
     rendered, measured = rendered.float().flatten(1), measured.float().flatten(1)
     power = rendered.square().sum(dim=1).clamp_min(1e-12)
     return ((rendered * measured).sum(dim=1) / power).clamp_min(0.0)
-

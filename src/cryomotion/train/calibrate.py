@@ -47,7 +47,9 @@ def calibrate_intensity(
         rendered.append(model.renderer(reference, batch["rotation"], shifts, batch["ctf"]).cpu())
         measured.append(batch["image"].cpu())
         group = batch.get("optics_group")
-        groups.append(group.cpu() if group is not None else torch.zeros(len(shifts), dtype=torch.long))
+        groups.append(
+            group.cpu() if group is not None else torch.zeros(len(shifts), dtype=torch.long)
+        )
     model.intensity.calibrate(
         torch.cat(measured), torch.cat(rendered), torch.cat(groups), source=source
     )

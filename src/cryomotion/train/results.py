@@ -20,11 +20,11 @@ from cryomotion.deform.base import Deformation
 from cryomotion.errors import InputError
 from cryomotion.models.registry import get_system
 from cryomotion.npz_arrays import INTEGER, Array, load_arrays
-from cryomotion.structure.io import read_model, write_models
+from cryomotion.structure.io import write_models
 from cryomotion.structure.model import AtomicModel
 from cryomotion.train.checkpoint import load_checkpoint
 from cryomotion.train.config import RunConfig, load_config, with_system_defaults
-from cryomotion.train.run_dir import RunPaths
+from cryomotion.train.run_dir import RunPaths, read_run_reference
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
             f"{paths.latents}: {system.latent_name} has {latents.shape[1]} columns, the run's "
             f"config.yaml latent_dim {config.model.latent_dim} (expected the same)"
         )
-    reference = read_model(paths.reference)
+    reference = read_run_reference(paths, config.reference)
     deformation = system.build_deformation(
         reference, config.model.latent_dim, config.deformation, paths.root
     )

@@ -25,6 +25,7 @@ from cryomotion.models.intensity import MODES as INTENSITY_MODES
 from cryomotion.models.intensity import IntensityScale
 from cryomotion.models.registry import get_system
 from cryomotion.structure.io import read_model
+from cryomotion.train.calibrate import calibrate_intensity
 from cryomotion.train.config import RunConfig, save_config, with_system_defaults
 from cryomotion.train.distributed import (
     DistributedContext,
@@ -40,7 +41,6 @@ from cryomotion.train.run_dir import (
     copy_reference,
     read_run_reference,
 )
-from cryomotion.train.calibrate import calibrate_intensity
 from cryomotion.train.sanity import check_reference_in_box
 from cryomotion.train.split import split_particles
 from cryomotion.train.trainer import Trainer
@@ -79,6 +79,20 @@ def check_config(config: RunConfig) -> None:
         (config.training.epochs >= 0, f"--epochs {config.training.epochs}: expected >= 0"),
         (config.training.batch_size >= 1, f"--batch-size {config.training.batch_size} < 1"),
         (config.training.lr > 0, f"--lr {config.training.lr}: expected > 0"),
+        (config.training.seed >= 0, f"--seed {config.training.seed}: expected an integer >= 0"),
+        (
+            getattr(config.deformation, "segments", 1) >= 1,
+            f"--segments {getattr(config.deformation, 'segments', 1)}: expected an integer >= 1",
+        ),
+        (
+            0 <= config.data.test_fraction < 1,
+            f"--test-fraction {config.data.test_fraction}: expected a number >= 0 and < 1",
+        ),
+        (config.training.workers >= -1, f"--workers {config.training.workers}: expected >= -1"),
+        (
+            config.training.checkpoint_every >= 0,
+            f"--checkpoint-every {config.training.checkpoint_every}: expected >= 0",
+        ),
         (config.data.box is None or config.data.box >= 8, f"--box {config.data.box} < 8 px"),
         (bool(config.data.particles), "no particle file given"),
         (bool(config.reference), "no reference model given"),

@@ -232,7 +232,11 @@ class Trainer:
         """
         batch = self._to_device(batch)
         output = self.model(
-            batch["image"], batch["rotation"], batch["shift"], batch["ctf"], batch.get("optics_group")
+            batch["image"],
+            batch["rotation"],
+            batch["shift"],
+            batch["ctf"],
+            batch.get("optics_group"),
         )
         losses = self.module.image_loss(output.images, output.measured)
         loss = losses.mean()
