@@ -56,10 +56,10 @@ from scipy.stats import wasserstein_distance
 
 from cryomotion.analysis.latent import density_maxima, latent_pca
 from cryomotion.analysis.metrics import per_particle_rmsd
+from cryomotion.simulate.adk import adk_morph
 from cryomotion.simulate.conformations import DISTRIBUTIONS
 from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset
 from cryomotion.train.config import RunConfig
-from cryomotion.train.demo import adk_morph
 from cryomotion.train.results import load_run, particle_coords
 from cryomotion.train.run import train_run
 from report import DOCS, write_section

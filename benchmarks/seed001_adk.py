@@ -60,9 +60,9 @@ from cryomotion.analysis.segmentation import (
     hard_segments,
     segment_ranges,
 )
-from cryomotion.models.registry import get_system
-from cryomotion.models.segments import MEMBERSHIP_FILE, SegmentSettings
 from cryomotion.structure.superpose import superpose
+from cryomotion.systems.registry import get_system
+from cryomotion.systems.segments import MEMBERSHIP_FILE, SegmentSettings
 from cryomotion.train.config import RunConfig
 from cryomotion.train.results import load_run, particle_coords
 from cryomotion.train.run import train_run

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cryomotion.models.segments import SegmentSettings
+from cryomotion.simulate.adk import adk_morph
 from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset
+from cryomotion.systems.segments import SegmentSettings
 from cryomotion.train.config import RunConfig, with_system_defaults
-from cryomotion.train.demo import adk_morph
 from cryomotion.train.run import train_run
 from report import write_section
 

@@ -7,6 +7,7 @@ import starfile
 from cryomotion.analysis.maps import atomic_potential_map, write_map
 from cryomotion.analysis.metrics import fourier_shell_correlation
 from cryomotion.analysis.reconstruction import (
+    model_vs_data_fsc,
     reconstruct,
     split_halves,
     state_model_fsc,
@@ -121,7 +122,10 @@ def test_written_maps_have_the_voxel_size_and_origin(clean, tmp_path):
 
     result = reconstruct(read_particles(clean["star"]), halves=True, progress=False)
     paths = write_reconstruction(result, tmp_path / "out" / "map.mrc")
-    assert set(paths) == {"map", "half1", "half2", "fsc_tsv", "fsc_png"}
+    assert {key: path.name for key, path in paths.items()} == {
+        "map": "map.mrc", "half1": "map_half1.mrc", "half2": "map_half2.mrc",
+        "fsc_tsv": "map_fsc.tsv", "fsc_png": "map_fsc.png",
+    }  # fmt: skip
     for key in ("map", "half1", "half2"):
         with mrcfile.open(paths[key]) as mrc:
             assert mrc.data.shape == (BOX,) * 3
@@ -147,3 +151,33 @@ def test_state_model_fsc(clean, tmp_path):
     assert [r["state"] for r in results] == [1]
     assert results[0]["fsc_model"][: BOX // 4].min() > 0.9
     assert all(path.is_file() for path in results[0]["files"].values())
+
+
+def test_model_vs_data_fsc_from_a_table_and_indices(clean, tmp_path):
+    """The in-memory path (any particle format): a subset by indices, a model map whose
+    origin is not 0 (the rotation centre is its centre voxel), files named after the state."""
+    table = read_particles(clean["star"])
+    reference = read_model(clean["reference"])
+    origin = np.array([1.5, -3.0, 4.5])
+    shifted = atomic_potential_map(
+        reference.coords + origin, reference.elements, BOX, PIXEL, origin=origin
+    )
+    indices = np.arange(0, 600, 2)
+    entry = model_vs_data_fsc(
+        table, shifted, PIXEL, origin, indices=indices, output_dir=tmp_path, name="state_2",
+        progress=False,
+    )  # fmt: skip
+    assert entry["particles"] == 300 and sum(entry["half_sizes"]) == 300
+    assert entry["fsc_model"][: BOX // 4].min() > 0.9, entry["fsc_model"]
+    assert entry["resolution_model_0.5"] < 3 * PIXEL
+    assert sorted(p.name for p in entry["files"].values()) == [
+        "state_2_data.mrc",
+        "state_2_fsc.png",
+        "state_2_fsc.tsv",
+    ]
+    import mrcfile
+
+    with mrcfile.open(entry["files"]["map"]) as mrc:
+        assert [float(mrc.header.origin[a]) for a in "xyz"] == pytest.approx(origin.tolist())
+    with pytest.raises(InputError, match="voxel size"):
+        model_vs_data_fsc(table, shifted, 2 * PIXEL, origin, indices=indices, progress=False)

@@ -113,6 +113,77 @@ def test_umap_embeds_the_latents_or_names_the_missing_extra(trained_run, tmp_pat
     assert (tmp_path / "u" / "latent_umap.png").is_file()
 
 
+def test_reconstruct_gives_each_state_a_data_map_and_model_vs_data_fsc(trained_run, tmp_path):
+    """Issue 13, item 3: --reconstruct reconstructs each state's particles (the table and
+    the state's member indices) on its model map's grid; the report shows the curves and
+    the 0.5 / 0.143 resolutions."""
+    _, run = trained_run
+    out = tmp_path / "fsc"
+    assert main(["analyze", str(run), "-o", str(out), "--states", "2", "--pcs", "1",
+                 "--frames", "2", "--reconstruct"]) == 0  # fmt: skip
+    page = (out / "report.html").read_text()
+    assert "<h2>Model vs data</h2>" in page
+    section = page.split("<h2>Model vs data</h2>")[1].split("<h2>")[0]
+    assert "model-vs-data FSC 0.5 (Å)" in section and "half-map FSC 0.143 (Å)" in section
+    assert section.count("data:image/png;base64,") == 2
+    total = 0
+    for k in (1, 2):
+        with mrcfile.open(out / f"state_{k}.mrc") as model, mrcfile.open(
+            out / f"state_{k}_data.mrc"
+        ) as data:
+            assert data.data.shape == model.data.shape == (32, 32, 32)
+            assert float(data.voxel_size.x) == pytest.approx(float(model.voxel_size.x))
+            assert [float(data.header.origin[a]) for a in "xyz"] == pytest.approx(
+                [float(model.header.origin[a]) for a in "xyz"]
+            )
+        rows = (out / f"state_{k}_fsc.tsv").read_text().splitlines()
+        assert rows[0].split("\t")[-2:] == ["data vs model", "half maps"]
+        assert len(rows) == 1 + 16 + 1
+        assert (out / f"state_{k}_fsc.png").stat().st_size > 0
+        members = len(np.loadtxt(out / f"state_{k}_indices.txt", ndmin=1))
+        total += members
+        assert f"<td>{k}</td><td>{members}</td>" in section
+        # shell 1 (96 Å): the data map of ~24 particles agrees with the model's map
+        assert float(rows[2].split("\t")[3]) > 0.5, rows[2]
+    assert total == 48
+    for target in re.findall(r'href="([^"]+)"', page):
+        assert (out / target).is_file(), target
+
+
+def test_reconstruct_works_for_particles_from_cryodrgn_pickles(trained_run, tmp_path):
+    """The same run with its particles given as a stack + cryoDRGN poses.pkl/ctf.pkl (no
+    star file, so no star subsets): the states are still reconstructed and compared."""
+    import pickle
+
+    import yaml
+
+    from cryomotion.data.poses import shift_to_cryodrgn_trans
+
+    sim, run = trained_run
+    table = read_particles(sim / "particles.star")
+    trans = shift_to_cryodrgn_trans(table.shifts, table.box_size, table.pixel_size)
+    poses, ctf = tmp_path / "poses.pkl", tmp_path / "ctf.pkl"
+    with open(poses, "wb") as handle:
+        pickle.dump((table.rotations.astype(np.float32), trans.astype(np.float32)), handle)
+    with open(ctf, "wb") as handle:
+        pickle.dump(np.column_stack([np.full(len(table), table.box_size), table.pixel_size,
+                                     table.ctf[:, :7]]).astype(np.float32), handle)  # fmt: skip
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("analysis"))
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["data"].update(particles=str(sim / "particles.mrcs"), poses=str(poses), ctf=str(ctf))
+    (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    out = tmp_path / "fsc"
+    assert _fast_analyze(copy, out, "--reconstruct") == 0
+    assert not list(out.glob("particles_state_*.star"))
+    page = (out / "report.html").read_text()
+    section = page.split("<h2>Model vs data</h2>")[1].split("<h2>")[0]
+    assert section.count("data:image/png;base64,") == 2
+    for k in (1, 2):
+        assert (out / f"state_{k}_data.mrc").is_file() and (out / f"state_{k}_fsc.tsv").is_file()
+        assert not (out / f"state_{k}.mrc").exists()  # --no-maps: the model map stays in memory
+
+
 def _fast_analyze(run, out, *extra):
     return main(["analyze", str(run), "-o", str(out), "--states", "2", "--pcs", "1",
                  "--frames", "2", "--no-maps", *extra])  # fmt: skip

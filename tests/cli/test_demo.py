@@ -1,10 +1,8 @@
 """`cryomotion demo`: the README's tour."""
 
 import numpy as np
-import pytest
 
 from cryomotion.cli.main import main
-from cryomotion.train.demo import DemoSettings, run_demo
 
 
 def test_small_demo_writes_everything_reports_and_repeats(tmp_path, capsys):
@@ -20,11 +18,4 @@ def test_small_demo_writes_everything_reports_and_repeats(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path / "a"), *args]) == 2  # never over a previous one
     assert main(["demo", "-o", str(tmp_path / "b"), *args]) == 0
     with np.load(tmp_path / "a/run/latents.npz") as a, np.load(tmp_path / "b/run/latents.npz") as b:
-        assert np.array_equal(a["amplitudes"], b["amplitudes"])  # deterministic
-
-
-@pytest.mark.slow
-def test_default_demo_beats_the_rigid_baseline(tmp_path):
-    result = run_demo(tmp_path / "demo", DemoSettings(workers=0), progress=False)
-    test = result.is_test
-    assert np.median(result.rmsd[test]) < 0.7 * np.median(result.baseline[test])
+        assert np.array_equal(a["latents"], b["latents"])  # deterministic

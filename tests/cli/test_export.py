@@ -31,7 +31,7 @@ def test_npz_all_particles(run, tmp_path):
     reference = read_model(run / "reference.pdb")
     modes = NormalModes.load(run / "modes.npz")
     with np.load(run / "latents.npz") as latents:
-        amplitudes = latents["amplitudes"]
+        amplitudes = latents["latents"]
     with np.load(out) as exported:
         coords, indices = exported["coords"], exported["indices"]
     assert coords.shape == (24, reference.n_atoms, 3) and coords.dtype == np.float32

@@ -31,14 +31,24 @@ def test_reconstruct_writes_maps_and_fsc(rigid, tmp_path, capsys):
     ])  # fmt: skip
     assert code == 0
     assert "half-map FSC (masked)" in capsys.readouterr().out
-    for name in ("map.mrc", "half1.mrc", "half2.mrc"):
+    for name in ("map.mrc", "map_half1.mrc", "map_half2.mrc"):
         with mrcfile.open(out.parent / name) as mrc:
             assert mrc.data.shape == (32, 32, 32)
             assert float(mrc.voxel_size.x) == pytest.approx(3.0)
             assert [float(mrc.header.origin[a]) for a in "xyz"] == [0.0, 0.0, 0.0]
-    header = (out.parent / "fsc.tsv").read_text().splitlines()[0].split("\t")
+    header = (out.parent / "map_fsc.tsv").read_text().splitlines()[0].split("\t")
     assert header[-2:] == ["unmasked", "masked"]
-    assert (out.parent / "fsc.png").stat().st_size > 0
+    assert (out.parent / "map_fsc.png").stat().st_size > 0
+    # a second reconstruction into the same folder keeps the first one's files
+    other = out.parent / "subset.mrc"
+    assert main([
+        "reconstruct", str(rigid / "particles.star"), "-o", str(other), "--halves",
+        "--indices", "0-99", "--no-progress",
+    ]) == 0  # fmt: skip
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+        f"{stem}{suffix}" for stem in ("map", "subset")
+        for suffix in (".mrc", "_half1.mrc", "_half2.mrc", "_fsc.tsv", "_fsc.png")
+    )  # fmt: skip
 
 
 def test_reconstruct_box_and_indices(rigid, tmp_path):
@@ -51,7 +61,42 @@ def test_reconstruct_box_and_indices(rigid, tmp_path):
     with mrcfile.open(out) as mrc:
         assert mrc.data.shape == (16, 16, 16)
         assert float(mrc.voxel_size.x) == pytest.approx(6.0)
-    assert not (tmp_path / "half1.mrc").exists()
+    assert not (tmp_path / "small_half1.mrc").exists()
+
+
+def test_outputs_never_overwrite_inputs_nor_land_in_a_dataset(rigid, tmp_path, capsys):
+    star = rigid / "particles.star"
+    mask = tmp_path / "mask.mrc"
+    with mrcfile.new(mask) as mrc:
+        mrc.set_data(np.ones((32, 32, 32), dtype=np.float32))
+    cases = [
+        (["-o", str(rigid / "particles.mrcs")], "is the input"),  # the stack
+        (["-o", str(mask), "--mask", str(mask)], "is the input"),
+        (["-o", str(tmp_path / "mask_half1.mrc"), "--halves"], None),  # fine: not an input
+        (["-o", str(rigid / "map.mrc")], "is inside the existing simulated dataset"),
+    ]
+    for extra, message in cases:
+        stack = (rigid / "particles.mrcs").read_bytes()
+        code = main(["reconstruct", str(star), "--indices", "0-49", "--no-progress", *extra])
+        err = capsys.readouterr().err
+        if message is None:
+            assert code == 0, err
+            continue
+        assert code == 2 and message in err and "--force" in err, err
+        assert (rigid / "particles.mrcs").read_bytes() == stack
+    # a side file (MAP_half1.mrc) that is an input is refused as well
+    side = tmp_path / "m_half1.mrc"
+    side.write_bytes(mask.read_bytes())
+    code = main(["reconstruct", str(star), "-o", str(tmp_path / "m.mrc"), "--halves",
+                 "--no-progress", "--indices", "0-49", "--mask", str(side)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and f"-o {side}: is the input" in err, err
+    assert not (tmp_path / "m.mrc").exists()
+    # --force writes into the dataset folder
+    code = main(["reconstruct", str(star), "-o", str(rigid / "forced.mrc"), "--force",
+                 "--indices", "0-49", "--no-progress"])  # fmt: skip
+    assert code == 0 and (rigid / "forced.mrc").is_file()
+    (rigid / "forced.mrc").unlink()
 
 
 def _edit_star(source, target, edit):

@@ -1,5 +1,6 @@
 """`cryomotion train nma`: the run folder, refusing other runs, resuming, config files."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import yaml
 
 from cryomotion import __version__
 from cryomotion.cli.main import main
+from cryomotion.cli.train import add_arguments, build_config
 from cryomotion.train.checkpoint import load_checkpoint
 
 
@@ -39,7 +41,8 @@ def test_run_folder_contents(trained, simulated):
     assert config["model"]["latent_dim"] == 2 and config["data"]["box"] == 24
     assert config["data"]["particles"] == str((simulated / "particles.star").resolve())
     with np.load(trained / "latents.npz") as latents:
-        assert latents["amplitudes"].shape == (40, 2)
+        assert latents["latents"].shape == (40, 2)
+        assert latents["rotations"].shape == (40, 3, 3)
         assert latents["shifts"].shape == (40, 2)
         assert np.array_equal(latents["particle_index"], np.arange(40))
         assert latents["is_test"].dtype == bool and latents["is_test"].sum() == 4
@@ -107,3 +110,37 @@ def test_torchrun_two_processes(simulated, tmp_path):
     with np.load(run / "latents.npz") as latents:
         assert np.array_equal(latents["particle_index"], np.arange(40))
     assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 1
+
+
+def _config_of(tmp_path, *extra):
+    """The config ``cryomotion train nma ... *extra`` would run with (nothing is trained)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["nma", "p.star", "ref.pdb", "-o", str(tmp_path / "run"), *extra])
+    return build_config(args)
+
+
+def test_set_overrides_the_config_file_and_flags_override_set(tmp_path):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("training:\n  lr: 0.0005\n  epochs: 4\ndata:\n  box: 64\n")
+    config = _config_of(tmp_path, "--config", str(settings), "--set", "training.lr=3e-4",
+                        "--set", "data.box=none", "--set", "deformation.cutoff=12",
+                        "--set", "training.epochs=9", "--epochs", "2")  # fmt: skip
+    assert config.training.lr == 3e-4  # --set over --config
+    assert config.data.box is None  # --set can clear an optional setting
+    assert config.deformation.cutoff == 12.0
+    assert config.training.epochs == 2  # the specific flag over --set
+
+
+def test_set_errors_are_one_line_before_any_run_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    for assignment, message in (
+        ("training.lr=fast", "--set training.lr=fast: 'fast' is not a number"),
+        ("training.speed=2", "unknown setting training.speed"),
+        ("deformation.segments=4", "unknown setting deformation.segments"),
+    ):
+        assert main(["train", "nma", "p.star", "ref.pdb", "-o", str(run),
+                     "--set", assignment]) == 2  # fmt: skip
+        err = capsys.readouterr().err
+        assert message in err and err.strip().count("\n") == 0, err
+    assert not run.exists()

@@ -31,7 +31,8 @@ def test_run_folder_holds_the_segmentation(trained, simulated):
     with np.load(trained / "latents.npz") as latents:
         assert latents["latents"].shape == (40, 18) and np.isfinite(latents["latents"]).all()
     with np.load(trained / "membership.npz") as data:
-        membership, segment = data["membership"], data["segment"]
+        membership = data["membership"]  # the raw learned state; products are made from it
+    segment = membership.argmax(axis=1)
     reference = read_model(simulated / "reference.pdb")
     assert membership.shape == (reference.n_residues, 3)
     np.testing.assert_allclose(membership.sum(1), 1.0, rtol=1e-6)

@@ -9,7 +9,9 @@ from scipy.spatial.transform import Rotation
 from cryomotion.errors import InputError
 from cryomotion.imaging.ctf import ctf_image
 from cryomotion.imaging.fourier import fourier_crop, fourier_shift
+from cryomotion.imaging.pose import Pose
 from cryomotion.imaging.renderer import AtomRenderer, residue_beads
+from cryomotion.imaging.scatterers import Scatterers
 from cryomotion.structure.form_factors import electron_form_factor
 from cryomotion.structure.io import read_model
 
@@ -68,7 +70,7 @@ def test_projected_profile_and_width_match_the_form_factor():
     a, b = electron_form_factor("C")
     b = b + 60.0
     box, pixel_size = 64, 0.5
-    renderer = AtomRenderer(a[None], b[None], [0], box, pixel_size)
+    renderer = AtomRenderer(Scatterers(a[None], b[None], [0]), box, pixel_size)
     center = (box // 2) * pixel_size
     image = renderer(torch.full((1, 3), center, dtype=torch.float64), identity())[0].numpy()
     x = (np.arange(box) - box // 2) * pixel_size
@@ -302,3 +304,156 @@ def test_blocking_over_images_and_atoms_does_not_change_results(adk, monkeypatch
     blocked = run()
     for got, expected in zip(blocked, whole):
         assert torch.allclose(got, expected, atol=1e-12 * expected.abs().max().item())
+
+
+def test_broadcast_render_equals_the_flattened_loop(adk, device):
+    # Points (B, S1, 1, P, 3) against poses (B, S1, S2) and a CTF per image (B, 1, 1, 8).
+    box, pixel_size = 24, 3.0
+    b, s1, s2 = 2, 3, 2
+    renderer = AtomRenderer.from_model(adk, box, pixel_size, coarse=True).to(device)
+    generator = torch.Generator().manual_seed(13)
+    base = torch.tensor(centred(adk, box, pixel_size))
+    coords = base + torch.randn(b, s1, 1, *base.shape, dtype=torch.float64, generator=generator)
+    rotation = rotations(b * s1 * s2, seed=13).reshape(b, s1, s2, 3, 3)
+    shifts = torch.randn(b, s1, s2, 2, dtype=torch.float64, generator=generator)
+    ctf = torch.tensor([[15000.0, 16000.0, 30.0, 300.0, 2.7, 0.1, 0.0, 20.0]] * b)
+    ctf[1, :2] = 22000.0
+    ctf = ctf.double()[:, None, None, :]
+    amplitudes = torch.rand(s2, adk.n_residues, dtype=torch.float64, generator=generator) + 0.5
+    coords, rotation, shifts, ctf, amplitudes = (
+        t.to(device) for t in (coords, rotation, shifts, ctf, amplitudes)
+    )
+    pose = Pose(rotation, shifts)
+    images = renderer(coords, pose, ctf=ctf, amplitudes=amplitudes)
+    assert images.shape == (b, s1, s2, box, box)
+    # The same positionally (rotations, shifts) and as a band-limited spectrum.
+    assert torch.equal(renderer(coords, rotation, shifts, ctf, amplitudes), images)
+    for i in range(b):
+        for j in range(s1):
+            for k in range(s2):
+                single = renderer(
+                    coords[i, j, 0],
+                    rotation[i, j, k][None],
+                    shifts[i, j, k][None],
+                    ctf[i, 0, 0][None],
+                    amplitudes[k],
+                )[0]
+                torch.testing.assert_close(images[i, j, k], single, atol=1e-12, rtol=0)
+    # Gradients flow to every broadcast input.
+    x = coords.clone().requires_grad_()
+    r = rotation.clone().requires_grad_()
+    renderer(x, Pose(r, shifts), ctf=ctf).square().sum().backward()
+    assert x.grad.shape == coords.shape and r.grad.shape == rotation.shape
+    assert x.grad.abs().sum() > 0 and r.grad.abs().sum() > 0
+
+
+def test_ctf_is_computed_once_per_ctf_row(adk, monkeypatch):
+    from cryomotion.imaging import renderer as renderer_module
+
+    seen = []
+    original = renderer_module.compute_ctf
+
+    def spy(params, freq_x, freq_y):
+        seen.append(tuple(params.shape))
+        return original(params, freq_x, freq_y)
+
+    monkeypatch.setattr(renderer_module, "compute_ctf", spy)
+    box, pixel_size = 16, 4.0
+    renderer = AtomRenderer.from_model(adk, box, pixel_size, coarse=True)
+    coords = torch.tensor(centred(adk, box, pixel_size))
+    pose = Pose(rotations(12, seed=14).reshape(3, 4, 3, 3), torch.zeros(3, 4, 2).double())
+    ctf = torch.tensor([[15000.0, 16000.0, 30.0, 300.0, 2.7, 0.1, 0.0, 0.0]] * 3).double()
+    images = renderer(coords, pose, ctf=ctf[:, None])
+    assert seen == [(3, 1, 8)] and images.shape == (3, 4, box, box)
+    flat = renderer(coords, pose.flatten(), ctf=ctf[:, None].expand(3, 4, 8).reshape(12, 8))
+    torch.testing.assert_close(images.reshape(12, box, box), flat, atol=1e-12, rtol=0)
+
+
+def test_shared_and_unbatched_inputs(adk):
+    box, pixel_size = 16, 4.0
+    renderer = AtomRenderer.from_model(adk, box, pixel_size)
+    coords = torch.tensor(centred(adk, box, pixel_size))
+    rotation = rotations(3, seed=15)
+    batch = renderer(coords, rotation)
+    one = renderer(coords, rotation[1])  # no batch dimension at all
+    assert one.shape == (box, box)
+    torch.testing.assert_close(one, batch[1], atol=1e-12, rtol=0)
+    # A single pose broadcast over a batch of models.
+    models = coords + torch.randn(3, *coords.shape, dtype=torch.float64)
+    posed = renderer(models, Pose.from_rotations(rotation[:1]))
+    for i in range(3):
+        expected = renderer(models[i], rotation[0])
+        torch.testing.assert_close(posed[i], expected, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError):
+        renderer(models, rotations(2, seed=16))  # 3 models, 2 poses
+    with pytest.raises(TypeError):
+        renderer(coords, Pose.from_rotations(rotation), torch.zeros(3, 2).double())
+
+
+def test_max_frequency_zeroes_the_spectrum_beyond_the_band(adk):
+    box, pixel_size = 32, 2.0
+    renderer = AtomRenderer.from_model(adk, box, pixel_size)
+    coords = torch.tensor(centred(adk, box, pixel_size))
+    rotation = rotations(2, seed=17)
+    ctf = torch.tensor([[15000.0, 16000.0, 30.0, 300.0, 2.7, 0.1, 0.0, 0.0]] * 2).double()
+    full = renderer.fourier(coords, rotation, ctf=ctf)
+    limit = 0.1  # 1/Å, below Nyquist (0.25)
+    band = renderer.fourier(coords, rotation, ctf=ctf, max_frequency=limit)
+    q = torch.sqrt(renderer.freq_x**2 + renderer.freq_y**2)
+    inside = q <= limit
+    assert torch.equal(band[:, inside], full[:, inside])
+    assert (band[:, ~inside] == 0).all() and (full[:, ~inside] != 0).any()
+    image = renderer(coords, rotation, max_frequency=limit)
+    expected = torch.fft.irfft2(renderer.fourier(coords, rotation) * inside, s=(box, box))
+    torch.testing.assert_close(image, expected, atol=1e-12, rtol=0)
+
+
+def test_scatterers_values_build_the_same_renderers(adk):
+    box, pixel_size = 24, 2.5
+    coords = torch.tensor(centred(adk, box, pixel_size))
+    rotation = rotations(2, seed=18)
+    for coarse, scatterers in (
+        (False, Scatterers.atoms(adk)),
+        (True, Scatterers.residue_beads(adk, 2.0)),
+    ):
+        expected = AtomRenderer.from_model(adk, box, pixel_size, coarse=coarse)(coords, rotation)
+        got = AtomRenderer(scatterers, box, pixel_size)(coords, rotation)
+        assert torch.equal(got, expected)
+    beads = Scatterers.residue_beads(adk, 2.0)
+    assert beads.n_scatterers == adk.n_residues and beads.min_points <= adk.n_atoms
+    assert (beads.gather_index == residue_beads(adk)).all()
+
+
+def test_gaussian_points_are_unit_gaussians():
+    box, pixel_size, sigma = 64, 0.5, 1.5
+    points = Scatterers.gaussian_points(2, sigma)
+    assert points.n_scatterers == 2 and points.gather_index is None and points.weights is None
+    renderer = AtomRenderer(points, box, pixel_size)
+    center = (box // 2) * pixel_size
+    coords = torch.tensor([[center, center, center], [center + 5.0, center, center]])
+    amplitudes = torch.tensor([2.0, 0.0], dtype=torch.float64)
+    image = renderer(coords, identity(1), amplitudes=amplitudes)[0].numpy()
+    x = (np.arange(box) - box // 2) * pixel_size
+    r2 = x[:, None] ** 2 + x[None, :] ** 2
+    analytic = 2.0 * np.exp(-r2 / (2 * sigma**2)) / (2 * np.pi * sigma**2)
+    assert np.abs(image - analytic).max() < 1e-6 * analytic.max()
+    with pytest.raises(InputError):
+        Scatterers.gaussian_points(3, 0.0)
+    with pytest.raises(TypeError):
+        AtomRenderer(np.ones((1, 5)), box, pixel_size)
+
+
+def test_pose_helpers():
+    pose = Pose(rotations(6, seed=19).reshape(2, 3, 3, 3), torch.zeros(1, 3, 2).double())
+    assert pose.batch_shape == (2, 3)
+    flat = pose.flatten()
+    assert flat.rotations.shape == (6, 3, 3) and flat.shifts.shape == (6, 2)
+    back = flat.unflatten((2, 3))
+    assert torch.equal(back.rotations, pose.rotations)
+    assert pose.select(1).rotations.shape == (3, 3, 3) and pose.select((1, 2)).shifts.shape == (2,)
+    assert pose.unsqueeze(-1).batch_shape == (2, 3, 1)
+    assert pose.to(torch.float32).rotations.dtype == torch.float32
+    rotations_, shifts_ = Pose.identity((4,))
+    assert torch.equal(rotations_, torch.eye(3).expand(4, 3, 3)) and (shifts_ == 0).all()
+    with pytest.raises(ValueError):
+        Pose(torch.zeros(2, 3, 3), torch.zeros(3, 2)).check()

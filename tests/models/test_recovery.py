@@ -12,9 +12,9 @@ import torch
 
 from cryomotion.deform.normal_modes import NormalModeDeformation
 from cryomotion.imaging.renderer import AtomRenderer
-from cryomotion.models.autoencoder import MotionAutoencoder
 from cryomotion.models.encoder import ImageEncoder
 from cryomotion.models.intensity import IntensityScale
+from cryomotion.models.motion_model import MotionModel
 from cryomotion.structure.io import read_model
 from cryomotion.structure.superpose import superpose
 from cryomotion.train.calibrate import calibrate_intensity
@@ -58,7 +58,7 @@ def recover(
         for item, image in zip(particles.items, images):
             item["image"] = image
     torch.manual_seed(0)
-    autoencoder = MotionAutoencoder(
+    autoencoder = MotionModel.with_encoder(
         ImageEncoder(box, {"shifts": 2, "latents": 1}, width=0.5, norm="batch"),
         NormalModeDeformation(reference, mode[None]),
         AtomRenderer.from_model(model, box, pixel_size, coarse=coarse),

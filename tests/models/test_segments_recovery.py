@@ -15,8 +15,10 @@ from cryomotion.analysis.metrics import per_particle_rmsd
 from cryomotion.analysis.segmentation import ADK_DOMAINS, domain_labels
 from cryomotion.deform.segments import SegmentDeformation
 from cryomotion.imaging.renderer import AtomRenderer
-from cryomotion.models.autoencoder import MotionAutoencoder
 from cryomotion.models.encoder import ImageEncoder
+from cryomotion.models.motion_model import MotionModel
+from cryomotion.models.objectives import ReconstructionObjective
+from cryomotion.models.schedule import Phase
 from cryomotion.structure.io import read_model
 from cryomotion.train.config import TrainingConfig
 from cryomotion.train.trainer import Trainer
@@ -47,18 +49,17 @@ def recover(simulate, adk_open_path, n, epochs, box, pixel_size, snr):
     torch.manual_seed(0)
     latent_dim = 4
     deformation = SegmentDeformation.from_model(model, latent_dim, 4, segmentation_lr=1e-2)
-    autoencoder = MotionAutoencoder(
+    autoencoder = MotionModel.with_encoder(
         ImageEncoder(box, {"shifts": 2, "latents": latent_dim, "latent_log_var": latent_dim},
                      width=0.5),  # fmt: skip
         deformation,
         AtomRenderer.from_model(model, box, pixel_size, coarse=True),
         variational=True,
-        latent_kl_weight=1e-4,
-        image_loss="correlation",
     )
     settings = TrainingConfig(epochs=epochs, batch_size=16, lr=3e-4, seed=0, workers=0)
-    trainer = Trainer(autoencoder, particles, np.arange(n),
-                      np.arange(0), settings, progress=False)  # fmt: skip
+    objective = ReconstructionObjective("correlation", prior_weights={"latent_kl": 1e-4})
+    trainer = Trainer(autoencoder, particles, np.arange(n), np.arange(0), settings,
+                      progress=False, schedule=[Phase("train", epochs, objective)])  # fmt: skip
     trainer.fit()
     predicted = trainer.predict(np.arange(n))
     order = np.argsort(predicted["index"])

@@ -10,8 +10,8 @@ from torch.utils.data import Dataset
 
 from cryomotion.deform.normal_modes import NormalModeDeformation
 from cryomotion.imaging.renderer import AtomRenderer
-from cryomotion.models.autoencoder import MotionAutoencoder
 from cryomotion.models.encoder import ImageEncoder
+from cryomotion.models.motion_model import MotionModel
 from cryomotion.simulate.conformations import uniform_rotations
 from cryomotion.structure.io import read_model
 
@@ -75,10 +75,10 @@ def tiny_problem(adk_open_path):
         )
     dataset = TensorParticles(images, rotations, shifts, ctf)
 
-    def make_model(seed: int = 0, norm: str = "batch") -> MotionAutoencoder:
+    def make_model(seed: int = 0, norm: str = "batch") -> MotionModel:
         torch.manual_seed(seed)
         encoder = ImageEncoder(BOX, {"shifts": 2, "latents": 2}, width=0.25, norm=norm)
-        return MotionAutoencoder(
+        return MotionModel.with_encoder(
             encoder,
             NormalModeDeformation(coords, modes),
             AtomRenderer.from_model(model, BOX, PIXEL_SIZE, coarse=True),

@@ -14,8 +14,8 @@ from torch.utils.data import TensorDataset
 
 from cryomotion.deform.normal_modes import NormalModeDeformation
 from cryomotion.imaging.renderer import AtomRenderer
-from cryomotion.models.autoencoder import MotionAutoencoder
 from cryomotion.models.encoder import ImageEncoder
+from cryomotion.models.motion_model import MotionModel
 from cryomotion.simulate.conformations import uniform_rotations
 from cryomotion.structure.io import read_model
 from cryomotion.train.config import TrainingConfig
@@ -52,7 +52,7 @@ def train_parameters(context: DistributedContext, checkpoint: Path | None = None
     )
     torch.manual_seed(0)
     encoder = ImageEncoder(BOX, {"shifts": 2, "latents": 2}, width=0.25, norm="group")
-    autoencoder = MotionAutoencoder(
+    autoencoder = MotionModel.with_encoder(
         encoder,
         NormalModeDeformation(coords, modes),
         AtomRenderer.from_model(model, BOX, PIXEL_SIZE, coarse=True),

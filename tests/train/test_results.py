@@ -101,7 +101,7 @@ def test_object_arrays_in_latents_are_one_line_errors(nma_run, tmp_path, capsys)
     ("change", "message"),
     [
         (lambda a: a.pop("is_test"), r"missing array is_test"),
-        (lambda a: a.update(amplitudes=a["amplitudes"][:, :1]), "1 columns"),
+        (lambda a: a.update(latents=a["latents"][:, :1]), "1 columns"),
         (lambda a: a.update(particle_index=a["particle_index"][:-1]), "'particle_index' has 15"),
         (lambda a: a.update(particle_index=a["particle_index"] - 1), "particle_index holds -1"),
     ],

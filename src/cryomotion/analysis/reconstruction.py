@@ -11,9 +11,12 @@ origin + (i, j, k)·voxel_size, with the rotation centre on voxel (D//2, D//2, D
 ``origin = rotation_center − (D//2)·voxel_size`` (0 for a model in the consensus-map frame),
 the same grid as ``analysis.maps.atomic_potential_map``.
 
-``write_reconstruction`` writes map.mrc, half1.mrc, half2.mrc, fsc.tsv and fsc.png;
-``state_model_fsc`` compares per-state reconstructions of an analysis folder with the maps
-of the states' decoded models (model-vs-data FSC).
+``write_reconstruction`` writes MAP.mrc and, with half maps, MAP_half1.mrc, MAP_half2.mrc,
+MAP_fsc.tsv and MAP_fsc.png (``reconstruction_paths``); ``model_vs_data_fsc`` reconstructs a
+set of particles on the grid of a model's map and returns the FSC between the two (the
+check of model bias) with the half-map FSC; ``state_model_fsc`` does that for every state
+of an analysis folder from its star subsets (``cryomotion analyze --reconstruct`` uses the
+particle table and the states' member indices instead, so it works for .cs/.pkl data too).
 """
 
 from __future__ import annotations
@@ -292,23 +295,104 @@ def fsc_plot(
     return path
 
 
+def reconstruction_paths(output: str | Path, halves: bool = True) -> dict[str, Path]:
+    """The files ``write_reconstruction`` writes for the map ``output``: the map and, with
+    half maps, ``STEM_half1.mrc``, ``STEM_half2.mrc``, ``STEM_fsc.tsv`` and ``STEM_fsc.png``
+    beside it (named after the map, so reconstructions into one folder do not collide)."""
+    output = Path(output)
+    paths = {"map": output}
+    if halves:
+        stem = output.parent / (output.stem if output.suffix else output.name)
+        for key, suffix in (
+            ("half1", "_half1.mrc"), ("half2", "_half2.mrc"),
+            ("fsc_tsv", "_fsc.tsv"), ("fsc_png", "_fsc.png"),
+        ):  # fmt: skip
+            paths[key] = stem.with_name(stem.name + suffix)
+    return paths
+
+
 def write_reconstruction(result: Reconstruction, output: str | Path) -> dict[str, Path]:
     """Write the map to ``output`` (MRC with voxel size and origin) and, with half maps,
-    half1.mrc, half2.mrc, fsc.tsv and fsc.png in its folder. Returns the paths."""
-    output = Path(output)
-    folder = output.parent
-    paths = {"map": write_map(output, result.volume, result.voxel_size, result.origin)}
+    the half maps and the FSC curves beside it (``reconstruction_paths``). Returns the paths."""
+    paths = reconstruction_paths(output, result.half_maps is not None)
+    write_map(paths["map"], result.volume, result.voxel_size, result.origin)
     if result.half_maps is not None:
         for i, half in enumerate(result.half_maps, 1):
-            paths[f"half{i}"] = write_map(
-                folder / f"half{i}.mrc", half, result.voxel_size, result.origin
-            )
+            write_map(paths[f"half{i}"], half, result.voxel_size, result.origin)
         curves = {"unmasked": result.fsc}
         if result.fsc_masked is not None:
             curves["masked"] = result.fsc_masked
-        paths["fsc_tsv"] = fsc_table(result.frequency, curves, folder / "fsc.tsv")
-        paths["fsc_png"] = fsc_plot(result.frequency, curves, folder / "fsc.png", "half-map FSC")
+        fsc_table(result.frequency, curves, paths["fsc_tsv"])
+        fsc_plot(result.frequency, curves, paths["fsc_png"], "half-map FSC")
     return paths
+
+
+def model_vs_data_fsc(
+    particles: ParticleTable | ParticleDataset,
+    model_map: np.ndarray,
+    voxel_size: float,
+    origin,
+    indices=None,
+    output_dir: str | Path | None = None,
+    name: str = "state",
+    title: str = "",
+    invert_contrast: bool = False,
+    device=None,
+    progress: bool = True,
+    **kwargs,
+) -> dict:
+    """Reconstruct the particles ``indices`` (half sets, as ``reconstruct``) on the grid of
+    ``model_map`` (a model's map, (D, D, D) with ``voxel_size`` and ``origin`` in Å: its
+    centre voxel is the rotation centre; the images are Fourier-cropped to D) and compute
+    the FSC between the data map and the model map (model-vs-data FSC, the check of model
+    bias) beside the half-map FSC.
+
+    With ``output_dir``, writes ``NAME_data.mrc`` and the curves ``NAME_fsc.tsv``/``.png``.
+    Returns a dict: ``particles``, ``half_sizes``, ``frequency``, ``fsc_model``,
+    ``fsc_half``, ``resolution_model_0.5``, ``resolution_half_0.143``, ``volume`` (the data
+    map) and ``files`` (the paths written).
+    """
+    model_map = np.asarray(model_map, dtype=np.float32)
+    size = model_map.shape[0]
+    if model_map.ndim != 3 or model_map.shape != (size,) * 3:
+        raise InputError(f"model map of shape {model_map.shape}: expected a cube")
+    origin = np.asarray(origin, dtype=np.float64).reshape(3)
+    center = origin + (size // 2) * voxel_size
+    box = None if isinstance(particles, ParticleDataset) else size
+    result = reconstruct(
+        particles, indices=indices, box=box, halves=True, invert_contrast=invert_contrast,
+        rotation_center=center, device=device, progress=progress, **kwargs,
+    )  # fmt: skip
+    if result.volume.shape != model_map.shape:
+        raise InputError(
+            f"model map of shape {model_map.shape}; the reconstruction is {result.volume.shape}"
+        )
+    if abs(result.voxel_size - voxel_size) > 1e-3 * voxel_size:
+        raise InputError(
+            f"model map of voxel size {voxel_size:g} Å, the particles' (at box {size}) is "
+            f"{result.voxel_size:g} Å"
+        )
+    frequency, fsc_model = fourier_shell_correlation(result.volume, model_map, voxel_size)
+    files: dict[str, Path] = {}
+    if output_dir is not None:
+        out = Path(output_dir)
+        files["map"] = write_map(out / f"{name}_data.mrc", result.volume, voxel_size, origin)
+        curves = {"data vs model": fsc_model, "half maps": result.fsc}
+        files["fsc_tsv"] = fsc_table(frequency, curves, out / f"{name}_fsc.tsv")
+        files["fsc_png"] = fsc_plot(
+            frequency, curves, out / f"{name}_fsc.png", title or f"{name}: model vs data"
+        )
+    return {
+        "particles": result.n_particles,
+        "half_sizes": result.half_sizes,
+        "frequency": frequency,
+        "fsc_model": fsc_model,
+        "fsc_half": result.fsc,
+        "resolution_model_0.5": resolution_at(frequency, fsc_model, 0.5),
+        "resolution_half_0.143": result.resolution(0.143),
+        "volume": result.volume,
+        "files": files,
+    }
 
 
 def state_model_fsc(
@@ -356,32 +440,11 @@ def state_model_fsc(
                 f"{model_path}: map of shape {model_map.shape}; the reconstruction is "
                 f"{size}³ (pass box={model_map.shape[0]})"
             )
-        center = origin + (size // 2) * voxel
-        result = reconstruct(
-            table, box=size, halves=True, invert_contrast=invert_contrast,
-            rotation_center=center, device=device, progress=progress, **kwargs,
+        entry = model_vs_data_fsc(
+            table, model_map, voxel, origin, output_dir=out, name=f"state_{k}",
+            title=f"state {k}: model vs data", invert_contrast=invert_contrast,
+            device=device, progress=progress, **kwargs,
         )  # fmt: skip
-        if abs(result.voxel_size - voxel) > 1e-3 * voxel:
-            raise InputError(
-                f"{model_path}: voxel size {voxel:g} Å, the particles' is {result.voxel_size:g} Å"
-            )
-        frequency, fsc_model = fourier_shell_correlation(result.volume, model_map, voxel)
-        files = {"map": write_map(out / f"state_{k}_data.mrc", result.volume, voxel, origin)}
-        curves = {"data vs model": fsc_model, "half maps": result.fsc}
-        files["fsc_tsv"] = fsc_table(frequency, curves, out / f"state_{k}_fsc.tsv")
-        files["fsc_png"] = fsc_plot(
-            frequency, curves, out / f"state_{k}_fsc.png", f"state {k}: model vs data"
-        )
-        results.append(
-            {
-                "state": k,
-                "particles": result.n_particles,
-                "frequency": frequency,
-                "fsc_model": fsc_model,
-                "fsc_half": result.fsc,
-                "resolution_model_0.5": resolution_at(frequency, fsc_model, 0.5),
-                "resolution_half_0.143": result.resolution(0.143),
-                "files": files,
-            }
-        )
+        entry.pop("volume")
+        results.append({"state": k, **entry})
     return results

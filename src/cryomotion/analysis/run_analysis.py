@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,11 @@ from cryomotion.analysis.latent import (
 from cryomotion.analysis.maps import atomic_potential_map, write_map
 from cryomotion.analysis.metrics import emd_rmsd, pearson, per_particle_rmsd
 from cryomotion.analysis.report import Section, link, write_report
-from cryomotion.analysis.segmentation import hard_segments, segment_ranges
+from cryomotion.analysis.segmentation import (
+    hard_segments,
+    segment_ranges,
+    write_segmentation_products,
+)
 from cryomotion.atomic_write import atomic_path
 from cryomotion.data.poses import resolve_rotation_center
 from cryomotion.data.readers import read_particles
@@ -43,6 +48,7 @@ class AnalysisConfig:
     n_frames: int = 10  # frames per PC trajectory
     use_umap: bool = False  # needs the extra `umap-learn`
     maps: bool = True  # MRC maps of the state models
+    reconstruct: bool = False  # reconstruct each state from the data; model-vs-data FSC
     ground_truth: str | None = None  # ground_truth.npz; default: beside the particle file
     seed: int = 0
     n_emd: int = 300  # particles subsampled for the EMD-RMSD
@@ -230,6 +236,11 @@ def analyze_run(
     n_states = int(labels.max()) + 1
     counts = np.bincount(labels, minlength=n_states)
     has_star = table.star is not None
+    center = resolve_rotation_center(
+        run.config.data.rotation_center, run.reference, box, pixel_size
+    )
+    origin = center - (box // 2) * pixel_size
+    model_maps: dict[int, np.ndarray] = {}
     for k in range(n_states):
         members = run.particle_index[labels == k]
         index_path = out / f"state_{k + 1}_indices.txt"
@@ -243,13 +254,10 @@ def analyze_run(
             row.append(link(out / f"state_{k + 1}.pdb", out))
             if config.maps:
                 coords = center_models[k]
-                center = resolve_rotation_center(
-                    run.config.data.rotation_center, run.reference, box, pixel_size
-                )
-                origin = center - (box // 2) * pixel_size
                 volume = atomic_potential_map(
                     coords, run.reference.elements, box, pixel_size, origin=origin
                 )
+                model_maps[k] = volume
                 map_path = write_map(out / f"state_{k + 1}.mrc", volume, pixel_size, origin)
                 map_files.append(map_path)
                 row.append(link(map_path, out))
@@ -270,6 +278,13 @@ def analyze_run(
             tables=[(header, state_rows)],
         )
     )
+    if config.reconstruct:
+        sections.append(
+            _reconstruction_section(
+                run, table, labels, center_models if d > 0 else None, model_maps, origin,
+                out, config, result,
+            )
+        )  # fmt: skip
     if trajectory_files or state_files:
         cxc = _chimerax_script(out / "analysis.cxc", trajectory_files, state_files, map_files)
         rows = [[link(p, out)] for p in [*trajectory_files, *state_files, cxc]]
@@ -301,6 +316,82 @@ def analyze_run(
     return result
 
 
+RECONSTRUCTION_HEADER = [
+    "state",
+    "particles",
+    "model-vs-data FSC 0.5 (Å)",
+    "half-map FSC 0.143 (Å)",
+    "data map",
+    "curves",
+]
+
+
+def _reconstruction_section(
+    run: TrainedRun, table, labels, center_models, model_maps, origin, out, config, result
+) -> Section:
+    """Reconstruct each state's particles from the data (half sets) on the grid of its
+    model's map and compare the two: the model-vs-data FSC, the check of model bias.
+
+    Uses the particle table and each state's member indices, so it works whatever format
+    the particles came in (.star, .cs, cryoDRGN .pkl). A rigid run (no states' models)
+    compares with the reference model."""
+    from cryomotion.analysis.reconstruction import model_vs_data_fsc, split_halves
+
+    box = table.box_size
+    pixel_size = float(np.median(table.pixel_size))
+    rows, figures, resolutions = [], [], []
+    progress = sys.stderr.isatty()
+    for k in range(int(labels.max()) + 1):
+        members = run.particle_index[labels == k]
+        name = f"state_{k + 1}"
+        halves = np.bincount(split_halves(table, members, config.seed), minlength=2)
+        if halves.min() == 0:
+            rows.append([str(k + 1), str(len(members)), "too few particles for two half sets",
+                         "", "", ""])  # fmt: skip
+            continue
+        volume = model_maps.get(k)
+        if volume is None:
+            coords = run.reference.coords if center_models is None else center_models[k]
+            volume = atomic_potential_map(
+                coords, run.reference.elements, box, pixel_size, origin=origin
+            )
+        entry = model_vs_data_fsc(
+            table, volume, pixel_size, origin, indices=members, output_dir=out, name=name,
+            title=f"state {k + 1}: model vs data ({len(members)} particles)",
+            invert_contrast=run.config.data.invert_data, seed=config.seed, progress=progress,
+        )  # fmt: skip
+        files = entry["files"]
+        result.files.update(
+            {f"{name}_data": files["map"], f"{name}_fsc": files["fsc_tsv"],
+             f"{name}_fsc_png": files["fsc_png"]}
+        )  # fmt: skip
+        resolutions.append(entry["resolution_model_0.5"])
+        rows.append([
+            str(k + 1), str(entry["particles"]), f"{entry['resolution_model_0.5']:.2f}",
+            f"{entry['resolution_half_0.143']:.2f}", link(files["map"], out),
+            link(files["fsc_tsv"], out),
+        ])  # fmt: skip
+        figures.append((files["fsc_png"], f"state {k + 1}: model-vs-data and half-map FSC"))
+    if resolutions:
+        result.numbers["median_model_vs_data_fsc05_A"] = float(np.median(resolutions))
+    nyquist = 2 * pixel_size
+    return Section(
+        "Model vs data",
+        paragraphs=[
+            "Each state's particles reconstructed from the images with their poses and CTFs "
+            "(direct Fourier inversion, two half sets, Wiener term from the half sets' SSNR) "
+            "on the grid of the state's model map, and compared with it: the model-vs-data "
+            "FSC (0.5 threshold) checks that the model is supported by the data, the "
+            "half-map FSC (0.143) says how far the data themselves go. A model-vs-data "
+            "resolution much worse than the half-map one points to model bias or to "
+            f"heterogeneity within the state. Nyquist: {nyquist:.2f} Å (a curve that never "
+            "crosses its threshold is reported at Nyquist).",
+        ],
+        tables=[(RECONSTRUCTION_HEADER, rows)],
+        figures=figures,
+    )
+
+
 def _segmentation_section(run: TrainedRun, out: Path) -> Section | None:
     """The learned segmentation of a run that has one (the segments system), else None."""
     root = run.paths.root
@@ -320,6 +411,9 @@ def _segmentation_section(run: TrainedRun, out: Path) -> Section | None:
         )
     segments = hard_segments(membership)
     ranges = segment_ranges(run.reference, segments)
+    if not (root / "segments.tsv").is_file():  # a run trained through the library alone
+        write_segmentation_products(run.reference, membership, out)
+        root = out
     rows = [
         [str(r.segment), r.chain or "-", str(r.first_residue), str(r.last_residue),
          str(r.n_residues)]  # fmt: skip

@@ -140,6 +140,24 @@ def write_segmentation_model(
     return write_models(path, model, b_factors=b_factors)
 
 
+PDB_ATOM_LIMIT = 99999  # atom serial numbers a PDB file holds in decimal
+
+
+def write_segmentation_products(
+    model: AtomicModel, membership: np.ndarray, folder: str | os.PathLike
+) -> list[Path]:
+    """The products of a learned segmentation in ``folder``: ``segmentation.pdb`` (``.cif``
+    for models too large for PDB) with segment + 1 in the B-factor column,
+    ``segments.tsv`` (residue ranges) and ``segmentation.png``/``.svg`` (membership)."""
+    folder = Path(folder)
+    segments = hard_segments(membership)
+    suffix = ".pdb" if model.n_atoms <= PDB_ATOM_LIMIT else ".cif"
+    written = [write_segmentation_model(model, segments, folder / f"segmentation{suffix}")]
+    written.append(write_ranges_tsv(segment_ranges(model, segments), folder / "segments.tsv"))
+    written.append(membership_plot(model, membership, folder / "segmentation.png"))
+    return written
+
+
 def _segment_colors(n: int) -> np.ndarray:
     """(n, 4) RGBA: tab10 / tab20 for few segments, an evenly sampled turbo map beyond."""
     if n <= 10:

@@ -8,11 +8,19 @@ all its columns) and index lists, a ChimeraX script (analysis.cxc), plots (PNG a
 and report.html, one self-contained page. When the particles were simulated by
 `cryomotion simulate` (ground_truth.npz beside them), it adds the RMSD to the truth.
 
+With --reconstruct, each state's particles are also reconstructed from the images (their
+poses and CTFs, two half sets) on the grid of the state's model map: state_K_data.mrc,
+and state_K_fsc.tsv/.png with the FSC between the data map and the model map
+(model-vs-data, the check of model bias) and the half-map FSC; the report gets a
+"Model vs data" section with the curves and the 0.5 / 0.143 resolutions. It works for
+any particle format (.star, .cs, cryoDRGN stacks with .pkl files).
+
 DIR may not be RUN itself nor lie inside another training run or a simulated dataset
 folder, unless --force.
 
 example:
   cryomotion analyze runs/adk --pcs 3 --states 8
+  cryomotion analyze runs/adk --reconstruct -o runs/adk/analysis_fsc
 """
 
 from __future__ import annotations
@@ -36,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=integer(2), default=10, help="frames per PC trajectory")
     parser.add_argument("--umap", action="store_true", help="UMAP embedding (needs umap-learn)")
     parser.add_argument("--no-maps", action="store_true", help="skip the MRC maps of the states")
+    parser.add_argument(
+        "--reconstruct",
+        action="store_true",
+        help="reconstruct each state from the data; model-vs-data and half-map FSC",
+    )
     parser.add_argument("--ground-truth", help="ground_truth.npz of a simulated dataset")
     parser.add_argument("--seed", type=integer(0), default=0)
 
@@ -55,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         n_frames=args.frames,
         use_umap=args.umap,
         maps=not args.no_maps,
+        reconstruct=args.reconstruct,
         ground_truth=args.ground_truth,
         seed=args.seed,
     )

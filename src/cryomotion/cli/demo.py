@@ -25,7 +25,7 @@ import argparse
 
 from cryomotion.cli.flag_types import integer, real
 from cryomotion.cli.output_guard import add_force_argument, check_output
-from cryomotion.train.demo import DemoSettings, run_demo, summary
+from cryomotion.workflows.demo import DemoSettings, run_demo, summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

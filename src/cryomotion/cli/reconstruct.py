@@ -10,7 +10,11 @@ constant Wiener term (--regularization × the mean CTF² weight) is used.
 
 Outputs: the map (-o, MRC with the particles' voxel size; origin so that a model in the
 consensus-map frame overlays it, 0 for the default rotation centre), and with --halves
-half1.mrc, half2.mrc, fsc.tsv and fsc.png (0.143 and 0.5 marked) in the same folder.
+STEM_half1.mrc, STEM_half2.mrc, STEM_fsc.tsv and STEM_fsc.png (0.143 and 0.5 marked) beside
+it, STEM being the map's name without .mrc (-o recon/map.mrc: recon/map_half1.mrc, ...).
+None of them may be an input (the particle, pose, CTF, index and mask files, the
+particles' stacks), nor lie inside a training run or simulated dataset folder, unless
+--force is given.
 PARTICLES is a RELION .star, a cryoSPARC .cs, or a stack (.mrcs/.txt) with cryoDRGN
 --poses and --ctf .pkl files (cryoDRGN stacks of dark particles need --invert-data).
 
@@ -22,7 +26,15 @@ from __future__ import annotations
 
 import argparse
 
-from cryomotion.analysis.reconstruction import read_mask, reconstruct, write_reconstruction
+import numpy as np
+
+from cryomotion.analysis.reconstruction import (
+    read_mask,
+    reconstruct,
+    reconstruction_paths,
+    write_reconstruction,
+)
+from cryomotion.cli.output_guard import add_force_argument, check_output
 from cryomotion.data.readers import read_particles
 from cryomotion.data.selection import parse_indices
 
@@ -30,6 +42,9 @@ from cryomotion.data.selection import parse_indices
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("particles", help="particles: .star, .cs, or a stack with --poses/--ctf")
     parser.add_argument("-o", "--output", required=True, help="output map (.mrc)")
+    add_force_argument(
+        parser, "write the outputs even over an input file or inside a run or dataset folder"
+    )
     parser.add_argument("--poses", help="cryoDRGN poses.pkl (with a stack as PARTICLES)")
     parser.add_argument("--ctf", help="cryoDRGN ctf.pkl (with a stack as PARTICLES)")
     parser.add_argument("--pixel-size", type=float, help="pixel size (Å) if the file has none")
@@ -70,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
         dataset_dir=args.dataset_dir,
     )
     indices = parse_indices(args.indices, len(table))
+    inputs = [args.particles, args.poses, args.ctf, args.indices, args.mask]
+    inputs += list(np.unique(table.image_files))
+    for path in reconstruction_paths(args.output, args.halves).values():
+        check_output(path, inputs, force=args.force)
     box = args.box or table.box_size
     mask = read_mask(args.mask, box) if args.mask else None
     result = reconstruct(

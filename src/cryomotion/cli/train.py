@@ -23,10 +23,13 @@ first checkpoint, --resume continues it. An unexpected error's traceback is appe
 RUN/train.log when RUN exists, else to ./cryomotion-error.log.
 
 RUN receives config.yaml (every setting, the version, the command line), a copy of
-MODEL, modes.npz, checkpoints/last.pt (every epoch), metrics.csv, train.log and
-latents.npz (per particle: amplitudes (N, d) Å, shifts (N, 2) Å, particle_index,
-is_test). A RUN holding another run is refused; --resume continues a stopped run from
-its last checkpoint (give only -o RUN, or more --epochs to train on). Several GPUs or
+MODEL, modes.npz (nma), checkpoints/last.pt (every epoch), metrics.csv, train.log and
+latents.npz (per particle, the same keys for every system: latents (N, d) — for nma the
+mode amplitudes in Å —, rotations (N, 3, 3) and shifts (N, 2) Å of the pose rendered
+with, particle_index, is_test, and log_var for a VAE). With --pose-mode refine it also
+receives refined_particles.star: the particles with their refined poses, for RELION.
+A RUN holding another run is refused; --resume continues a stopped run from its last
+checkpoint (give only -o RUN, or more --epochs to train on). Several GPUs or
 nodes: launch the same command with torchrun (--batch-size is the global batch).
 
 Defaults follow the seed (Adam 1e-3, batch 256, batch norm) except the encoder width:
@@ -35,12 +38,18 @@ performance.md); the seed's full-width encoder is --width 1. Batch 256 suits 10^
 particles; a few thousand particles learn far better with --batch-size 32 --lr 3e-4 (the
 settings of `cryomotion demo`). --box 32 or 64 speeds training on large boxes.
 
+Every setting of config.yaml can be given as --set SECTION.KEY=VALUE (repeatable, e.g.
+--set deformation.cutoff=12 --set model.hidden=256,128 --set data.box=none): the value is
+read as the setting's type, and an unknown setting or a bad value is an error. Precedence:
+defaults < --config (or the run's config with --resume) < --set < the specific flags.
+
 examples:
   cryomotion train nma particles.star reference.pdb -o run --modes 16 --epochs 20
   cryomotion train nma particles.mrcs ref.pdb --poses poses.pkl --ctf ctf.pkl \\
       --invert-data -o run --box 64
   cryomotion train nma -o run --resume
   cryomotion train segments particles.star reference.pdb -o run_seg --segments 8
+  cryomotion train nma particles.star ref.pdb -o run --set deformation.cutoff=12
   torchrun --nproc_per_node 4 -m cryomotion.cli.main train nma particles.star ref.pdb -o run
 """
 
@@ -52,13 +61,16 @@ import shlex
 import sys
 from pathlib import Path
 
+from cryomotion.analysis.segmentation import write_segmentation_products
 from cryomotion.cli.flag_types import integer, real
 from cryomotion.cli.output_guard import add_force_argument, check_output
 from cryomotion.errors import InputError
-from cryomotion.models.registry import SYSTEMS
-from cryomotion.train.config import RunConfig, load_config, with_overrides
+from cryomotion.npz_arrays import load_arrays
+from cryomotion.systems.registry import SYSTEMS, SystemFlag, all_systems, get_system
+from cryomotion.systems.segments import MEMBERSHIP_FILE
+from cryomotion.train.config import RunConfig, load_config, with_overrides, with_settings
 from cryomotion.train.run import train_run
-from cryomotion.train.run_dir import RunPaths
+from cryomotion.train.run_dir import RunPaths, read_run_reference
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN")
     add_force_argument(parser, "start RUN even inside another run or a dataset folder")
     parser.add_argument("--config", metavar="YAML", help="settings file (flags override it)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="settings",
+        metavar="SECTION.KEY=VALUE",
+        help="any setting of config.yaml, e.g. --set training.lr=3e-4 --set data.box=none "
+        "(repeatable; typed and checked; overrides --config, the flags below override it)",
+    )
     data = parser.add_argument_group("data")
     data.add_argument("--poses", help="cryoDRGN poses.pkl (with a stack as PARTICLES)")
     data.add_argument("--ctf", help="cryoDRGN ctf.pkl (with a stack as PARTICLES)")
@@ -113,21 +134,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model = parser.add_argument_group("model")
     model.add_argument(
-        "--modes", type=integer(0), help="nma: number of normal modes d (default 16)"
-    )
-    model.add_argument(
         "--latent-dim",
         type=integer(0),
         help="latent dimension d (nma: = --modes; segments: default 6 x --segments)",
     )
+    for flag, owners in _system_flags().items():
+        spec = owners[0][1]
+        names = ", ".join(name for name, _ in owners)
+        if spec.minimum is None:
+            model.add_argument(
+                flag, action="store_true", default=None, help=f"{names}: {spec.help}"
+            )
+        else:
+            model.add_argument(flag, type=integer(spec.minimum), help=f"{names}: {spec.help}")
     model.add_argument(
-        "--segments", type=integer(1), help="segments: number of segments N (default 6)"
-    )
-    model.add_argument(
-        "--cross-chain",
-        action="store_true",
-        default=None,
-        help="segments: let a segment span several chains (default: one chain per segment)",
+        "--pose-mode",
+        choices=("given", "refine"),
+        help="given (default): the particle file's poses (and a predicted shift correction); "
+        "refine: also a per-particle rotation and shift correction, optimised with the model "
+        "and written to RUN/refined_particles.star",
     )
     model.add_argument(
         "--width", type=real(above=0), help="encoder filters multiplier (default 0.25)"
@@ -170,8 +195,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _system_flags() -> dict[str, list[tuple[str, SystemFlag]]]:
+    """Each system flag -> the (system, flag spec) pairs that define it."""
+    flags: dict[str, list[tuple[str, SystemFlag]]] = {}
+    for system in all_systems():
+        for spec in system.flags:
+            flags.setdefault(spec.flag, []).append((system.name, spec))
+    return flags
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _latent_dim_flag(system: str) -> str:
+    for spec in get_system(system).flags:
+        if spec.key == "model.latent_dim":
+            return spec.flag
+    return "--latent-dim"
+
+
 def build_config(args: argparse.Namespace) -> RunConfig:
-    """Defaults, then --config (or, with --resume, the run's own config), then the flags."""
+    """Defaults, then --config (or, with --resume, the run's own config), then --set, then
+    the specific flags: defaults < --config < --set < flags."""
     saved = RunPaths(Path(args.output)).config
     if args.resume and saved.is_file():
         config = load_config(saved)
@@ -191,17 +237,27 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         config = RunConfig(system=args.system)
     if config.system != args.system:
         raise InputError(f"system {args.system!r} differs from the config's {config.system!r}")
+    config = with_settings(config, args.settings)
     if not args.resume and not (args.particles and args.model) and not config.data.particles:
         raise InputError("expected PARTICLES and MODEL (or --resume with an existing RUN)")
     if (args.particles or args.model) and not (args.particles and args.model):
         raise InputError("expected both PARTICLES and MODEL")
-    if args.modes is not None and args.system != "nma":
-        raise InputError(f"--modes is for the nma system (use --latent-dim for {args.system})")
-    for flag, value in (("--segments", args.segments), ("--cross-chain", args.cross_chain)):
-        if value is not None and args.system != "segments":
-            raise InputError(f"{flag} is for the segments system, not {args.system}")
-    if args.modes is not None and args.latent_dim is not None and args.modes != args.latent_dim:
-        raise InputError(f"--modes {args.modes} and --latent-dim {args.latent_dim} disagree")
+    system_settings: dict[str, object] = {}
+    for flag, owners in _system_flags().items():
+        value = getattr(args, _dest(flag))
+        if value is None:
+            continue
+        mine = [spec for name, spec in owners if name == args.system]
+        if not mine:
+            names = ", ".join(name for name, _ in owners)
+            raise InputError(f"{flag} is for the {names} system, not {args.system}")
+        system_settings[mine[0].key] = value
+    flag_latent_dim = system_settings.pop("model.latent_dim", None)
+    if flag_latent_dim is not None and args.latent_dim not in (None, flag_latent_dim):
+        raise InputError(
+            f"{_latent_dim_flag(args.system)} {flag_latent_dim} and --latent-dim "
+            f"{args.latent_dim} disagree"
+        )
     overrides = {
         "reference": args.model,
         "data.particles": args.particles,
@@ -217,9 +273,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "data.rotation_center": args.rotation_center,
         "data.use_file_shifts": None if args.no_file_shifts is None else False,
         "data.test_fraction": args.test_fraction,
-        "model.latent_dim": args.modes if args.modes is not None else args.latent_dim,
-        "deformation.segments": args.segments,
-        "deformation.cross_chain": args.cross_chain,
+        "model.latent_dim": flag_latent_dim if flag_latent_dim is not None else args.latent_dim,
+        **system_settings,
+        "model.pose_mode": args.pose_mode,
         "model.width": args.width,
         "model.norm": args.norm,
         "model.intensity_scale": args.intensity_scale,
@@ -265,6 +321,13 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     if int(os.environ.get("RANK", "0")) == 0:  # one report under torchrun
+        membership = paths.root / MEMBERSHIP_FILE
+        if membership.is_file():  # a learned segmentation: its products beside it
+            arrays = load_arrays(membership, {"membership": ("residues", "segments")})
+            reference = read_run_reference(paths, config.reference)
+            write_segmentation_products(reference, arrays["membership"], paths.root)
         print(f"run folder: {paths.root}")
         print(f"latents:    {paths.latents}")
+        if paths.refined_poses.is_file():
+            print(f"poses:      {paths.refined_poses}")
     return 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -543,6 +544,39 @@ def write_star_subset(path: str | os.PathLike, table: ParticleTable, indices) ->
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def write_star_with_poses(
+    path: str | os.PathLike, table: ParticleTable, rotations: np.ndarray, shifts: np.ndarray
+) -> Path:
+    """Write ``table`` with new poses: rotations (N, 3, 3) model → microscope, shifts (N, 2)
+    Å (e.g. refined ones); return the path.
+
+    A table read from a STAR file keeps all its columns and blocks, with its Euler angles
+    and origins replaced (origins in Å, ``rlnOriginXAngst``/``YAngst``, or in pixels where
+    the file used ``rlnOriginX``/``Y``); any other table is written by ``write_star``.
+    """
+    rotations = np.asarray(rotations, dtype=np.float64)
+    shifts = np.asarray(shifts, dtype=np.float64)
+    n = len(table)
+    if rotations.shape != (n, 3, 3) or shifts.shape != (n, 2):
+        raise ValueError(f"poses of shapes {rotations.shape}, {shifts.shape} for {n} particles")
+    posed = replace(table, rotations=rotations, shifts=shifts)
+    if table.star is None:
+        return write_star(path, posed)
+    blocks = dict(table.star)
+    block = star_particle_block(blocks)
+    particles = blocks[block].copy()
+    rot, tilt, psi = matrix_to_euler(rotations)
+    particles["rlnAngleRot"], particles["rlnAngleTilt"], particles["rlnAnglePsi"] = rot, tilt, psi
+    origin = shift_to_origin(shifts)  # Å
+    if "rlnOriginX" in particles.columns and "rlnOriginXAngst" not in particles.columns:
+        particles["rlnOriginX"] = origin[:, 0] / table.pixel_size
+        particles["rlnOriginY"] = origin[:, 1] / table.pixel_size
+    else:
+        particles["rlnOriginXAngst"], particles["rlnOriginYAngst"] = origin[:, 0], origin[:, 1]
+    blocks[block] = particles
+    return write_star_subset(path, replace(posed, star=blocks), np.arange(n))
 
 
 def _image_names(table: ParticleTable, folder: Path, absolute: bool = False) -> np.ndarray:

@@ -44,7 +44,7 @@ class NormalModeDeformation(Deformation):
         self.register_buffer("reference", reference)
         self.register_buffer("modes", modes)
 
-    def forward(self, latents: torch.Tensor) -> Deformed:
+    def deform(self, latents: torch.Tensor) -> Deformed:
         """``latents`` = amplitudes (B, d) Å -> coords (B, atoms, 3) Å."""
         self.check_latents(latents)
         return Deformed(deform_along_modes(self.reference, self.modes, latents), {})

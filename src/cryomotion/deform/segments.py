@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cryomotion import geometry
 from cryomotion.deform.base import Deformation, Deformed
 from cryomotion.deform.restraints import (
     clash_candidates,
@@ -72,20 +73,6 @@ def _allocate_segments(lengths: list[int], n_segments: int) -> list[int]:
         best = max(open_chains, key=lambda k: lengths[k] / counts[k])
         counts[best] += 1
     return counts
-
-
-def _skew(vectors: torch.Tensor) -> torch.Tensor:
-    """(..., 3) -> (..., 3, 3) cross-product matrices [v]×."""
-    x, y, z = vectors.unbind(-1)
-    zero = torch.zeros_like(x)
-    return torch.stack(
-        [
-            torch.stack([zero, -z, y], -1),
-            torch.stack([z, zero, -x], -1),
-            torch.stack([-y, x, zero], -1),
-        ],
-        -2,
-    )
 
 
 def _rotation_vectors(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -296,8 +283,8 @@ class SegmentDeformation(Deformation):
         """The decoder at ``lr``; the mixture's posterior at ``segmentation_lr`` (or ``lr``)."""
         mixture = [p for name, p in self.named_parameters() if not name.startswith("decoder.")]
         return [
-            {"params": list(self.decoder.parameters()), "lr": lr},
-            {"params": mixture, "lr": self.segmentation_lr or lr},
+            {"name": "decoder", "params": list(self.decoder.parameters()), "lr": lr},
+            {"name": "segmentation", "params": mixture, "lr": self.segmentation_lr or lr},
         ]
 
     @classmethod
@@ -398,7 +385,7 @@ class SegmentDeformation(Deformation):
         """Per residue: x -> A x + b, A (B, R, 3, 3), b (B, R, 3) Å."""
         v, translations = self._decode(latents)
         omega, angle, small = _rotation_vectors(v)  # (B, M, 3), (B, M), (B, M)
-        skew = _skew(omega)  # (B, M, 3, 3)
+        skew = geometry.skew(omega)  # (B, M, 3, 3)
         skew2 = skew @ skew
         centers = self._segment_centers(membership)  # (M, 3)
         k_c = (skew @ centers[..., None])[..., 0]  # (B, M, 3)
@@ -419,7 +406,7 @@ class SegmentDeformation(Deformation):
         self.check_latents(latents)
         v, translations = self._decode(latents)
         omega, angle, small = _rotation_vectors(v)
-        skew = _skew(omega)
+        skew = geometry.skew(omega)
         f1, f2 = _rodrigues_coefficients(torch.ones_like(angle), angle, small)
         eye = torch.eye(3, dtype=omega.dtype, device=omega.device)
         rotations = eye + f1[..., None, None] * skew + f2[..., None, None] * (skew @ skew)
@@ -428,7 +415,7 @@ class SegmentDeformation(Deformation):
         centers = self._segment_centers(self.membership())
         return SegmentTransforms(rotations, angle, axes, translations, centers)
 
-    def forward(self, latents: torch.Tensor) -> Deformed:
+    def deform(self, latents: torch.Tensor) -> Deformed:
         """``latents`` (B, L) -> coords (B, atoms, 3) Å and the weighted regularization."""
         self.check_latents(latents)
         membership = self.membership(sample=self.training)

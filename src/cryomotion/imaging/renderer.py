@@ -2,20 +2,25 @@
 
 Conventions (project-wide, see docs/conventions.md)
 ---------------------------------------------------
-* Coordinates in Å in the model frame. A pose R (B, 3, 3) maps them into the microscope frame,
-  x_mic = R (x - c), c the rotation centre (3,) Å; R is RELION's Euler matrix
+* Coordinates in Å in the model frame. A pose R (..., 3, 3) maps them into the microscope
+  frame, x_mic = R (x - c), c the rotation centre (3,) Å; R is RELION's Euler matrix
   (``Euler_angles2matrix(rot, tilt, psi)``). The image is the integral of the potential along
-  the microscope z axis.
+  the microscope z axis. Poses travel as ``cryomotion.imaging.pose.Pose`` (rotations,
+  shifts) or as the two tensors.
 * Default rotation centre: the model lives in the consensus map's frame (coordinates start at
   the map's corner), so c = (box//2)·pixel_size on each axis.
-* Images are (B, D, D) indexed [row = y, col = x]; pixel (i, j) sits at
+* Images are (..., D, D) indexed [row = y, col = x]; pixel (i, j) sits at
   x = (j - D//2)·pixel_size, y = (i - D//2)·pixel_size, so the rotation centre projects onto
   pixel (D//2, D//2).
-* Shifts s (B, 2) Å as (x, y): the image is the projection translated by +s (RELION's
+* Shifts s (..., 2) Å as (x, y): the image is the projection translated by +s (RELION's
   rlnOriginXAngst/YAngst). A translation is a Fourier phase exp(-2πi q·s); it is applied to
   the atoms' in-plane positions before the analytic transform, which is the same phase.
-* CTF (B, 8) in ``CTF_FIELDS`` order, RELION's sign (CTF(0) = +amplitude contrast), multiplied
-  on the half-plane spectrum.
+* CTF (..., 8) in ``CTF_FIELDS`` order, RELION's sign (CTF(0) = +amplitude contrast), multiplied
+  on the half-plane spectrum; evaluated once per row given and broadcast over the poses.
+* Leading dimensions ``...`` of points, pose, CTF and amplitudes broadcast (torch's rules);
+  they are flattened around the projection, which works on (N, S, 2).
+* What the points are (atoms, residue beads, Gaussian pseudo-atoms) is a
+  ``cryomotion.imaging.scatterers.Scatterers`` value given to the constructor.
 * Pixel values are the projected electrostatic potential per Å² (Å⁻¹ with f_e in Å): for an
   atom well inside the box and no CTF, Σ pixels × pixel_size² = f_e(0) = Σ_i a_i. The image is
   band-limited at Nyquist (see ``cryomotion.imaging.projection``) and periodic over the box.
@@ -23,41 +28,42 @@ Conventions (project-wide, see docs/conventions.md)
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from cryomotion.errors import InputError
 from cryomotion.imaging.ctf import compute_ctf
 from cryomotion.imaging.fourier import fft_frequencies
+from cryomotion.imaging.pose import Pose
 from cryomotion.imaging.projection import gram_weights, project_fourier, quadrant_form_factors
-from cryomotion.structure.form_factors import scattering_table
+from cryomotion.imaging.scatterers import Scatterers, residue_beads
 from cryomotion.structure.model import AtomicModel
 
+__all__ = ["AtomRenderer", "Pose", "Scatterers", "residue_beads"]
 
-def residue_beads(model: AtomicModel) -> np.ndarray:
-    """(residues,) the atom index carrying each residue's bead in coarse rendering: its Cα, or
-    for a residue without one (ligand, nucleotide, water) the atom nearest its centroid."""
-    beads = model.ca_index.copy()
-    missing = beads < 0
-    if missing.any():
-        counts = np.bincount(model.residue_index, minlength=model.n_residues)
-        centroids = (
-            np.stack(
-                [
-                    np.bincount(model.residue_index, model.coords[:, axis], model.n_residues)
-                    for axis in range(3)
-                ],
-                axis=1,
+
+def _pose_arguments(
+    pose: Pose | torch.Tensor, shifts: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(rotations, shifts) from a ``Pose`` or from rotations and shifts given apart."""
+    if isinstance(pose, tuple):
+        if shifts is not None:
+            raise TypeError(
+                "a Pose carries its shifts: give ctf, amplitudes and max_frequency by keyword"
             )
-            / np.maximum(counts, 1)[:, None]
-        )
-        distance = ((model.coords - centroids[model.residue_index]) ** 2).sum(1)
-        nearest = np.lexsort((distance, model.residue_index))  # by residue, then distance
-        first = np.searchsorted(model.residue_index[nearest], np.arange(model.n_residues))
-        beads[missing] = nearest[first[missing]]
-    return beads
+        return pose[0], pose[1]
+    return pose, shifts
+
+
+def _broadcast(shapes: list[torch.Size], what: str) -> torch.Size:
+    """The broadcast of leading ``shapes``; ValueError naming ``what`` if they do not."""
+    try:
+        return torch.broadcast_shapes(*shapes)
+    except RuntimeError:
+        raise ValueError(
+            f"{what} have batch shapes {', '.join(str(tuple(s)) for s in shapes)} that do not "
+            "broadcast"
+        ) from None
 
 
 class AtomRenderer(torch.nn.Module):
@@ -65,61 +71,48 @@ class AtomRenderer(torch.nn.Module):
 
     Parameters
     ----------
-    form_factor_a, form_factor_b : (T, G) coefficients of the scatterer types' form factors
-        f_t(s) = Σ_i a_i exp(-b_i s²), a in Å, b in Å², s = |q|/2 (G = 5 for atoms).
-    type_index : (S,) type of each scatterer (atoms, or beads in coarse mode).
+    scatterers : what the points are (``cryomotion.imaging.scatterers.Scatterers``): form
+        factors per type, each scatterer's type, which input point carries it (beads) and
+        its fixed weight.
     box : image size D in pixels.
     pixel_size : Å/px.
     rotation_center : (3,) Å; default (box//2)·pixel_size on each axis.
-    gather_index : optional (S,) index of the input atom whose coordinates carry each
-        scatterer (coarse mode: each residue's Cα); default scatterer s is atom s.
-    weights : optional (S,) fixed amplitude of each scatterer (coarse mode: the residue's
-        summed f_e(0)); default 1.
 
-    ``forward`` takes coordinates of the full model's atoms and returns real images;
-    ``fourier`` returns their half-plane spectra. Buffers (float64, cast per call) follow
-    ``.to(device)``; the computation runs in the dtype and on the device of the input
-    coordinates, so float64 inputs give float64-accurate images.
+    ``forward`` takes the points (atoms; in coarse mode still all atoms) and returns real
+    images; ``fourier`` returns their half-plane spectra. Both accept leading batch dimensions
+    that broadcast (see ``fourier``). Buffers (float64, cast per call) follow ``.to(device)``;
+    the computation runs in the dtype and on the device of the input coordinates, so float64
+    inputs give float64-accurate images.
     """
 
     def __init__(
         self,
-        form_factor_a,
-        form_factor_b,
-        type_index,
+        scatterers: Scatterers,
         box: int,
         pixel_size: float,
         rotation_center=None,
-        gather_index=None,
-        weights=None,
     ):
         super().__init__()
+        if not isinstance(scatterers, Scatterers):
+            raise TypeError(
+                f"AtomRenderer takes a Scatterers value, got {type(scatterers).__name__} "
+                "(build one with Scatterers(a, b, type_index, ...) or Scatterers.atoms(model))"
+            )
         if int(box) < 2 or not pixel_size > 0:
             raise InputError(
                 f"box {box} px, pixel size {pixel_size} Å: expected box ≥ 2 and pixel size > 0"
             )
+        self.scatterers = scatterers
         self.box = int(box)
         self.pixel_size = float(pixel_size)
-        a = torch.as_tensor(np.asarray(form_factor_a, dtype=np.float64))
-        b = torch.as_tensor(np.asarray(form_factor_b, dtype=np.float64))
-        types = np.asarray(type_index, dtype=np.int64).reshape(-1)
-        if a.dim() != 2 or a.shape != b.shape:
-            raise ValueError(
-                f"form factor a {tuple(a.shape)} and b {tuple(b.shape)}: expected (T, G)"
-            )
-        if len(types) == 0:
-            raise InputError("nothing to render: no scatterers")
-        if types.min() < 0 or types.max() >= a.shape[0]:
-            raise ValueError(f"type_index outside 0…{a.shape[0] - 1}")
-        if (b < 0).any():
-            raise InputError("form factor b coefficients must be non-negative (Å²)")
-        if gather_index is None:
+        a = torch.as_tensor(scatterers.form_factor_a)
+        b = torch.as_tensor(scatterers.form_factor_b)
+        types = scatterers.type_index
+        if scatterers.gather_index is None:
             gather = np.arange(len(types))
             self.n_atoms: int | None = len(types)
         else:
-            gather = np.asarray(gather_index, dtype=np.int64).reshape(-1)
-            if gather.shape != types.shape or gather.min() < 0:
-                raise ValueError("gather_index must hold one non-negative atom index per scatterer")
+            gather = scatterers.gather_index
             self.n_atoms = None
         self.min_atoms = int(gather.max()) + 1
         # Scatterers sorted by type: one table product per type.
@@ -128,15 +121,12 @@ class AtomRenderer(torch.nn.Module):
         self.type_offsets = tuple(int(v) for v in np.concatenate([[0], np.cumsum(counts)]))
         self.register_buffer("order", torch.as_tensor(order), persistent=False)
         self.register_buffer("source_atom", torch.as_tensor(gather[order]), persistent=False)
-        if weights is None:
+        if scatterers.weights is None:
             self.register_buffer("scatterer_weights", None, persistent=False)
         else:
-            w = np.asarray(weights, dtype=np.float64).reshape(-1)
-            if w.shape != types.shape:
-                raise ValueError(f"weights {w.shape}: expected one per scatterer ({len(types)},)")
             self.register_buffer(
                 "scatterer_weights",
-                torch.as_tensor(w[order]),
+                torch.as_tensor(scatterers.weights[order]),
                 persistent=False,
             )
         quadrant = quadrant_form_factors(a, b, self.box, self.pixel_size)
@@ -161,124 +151,158 @@ class AtomRenderer(torch.nn.Module):
         coarse: bool = False,
         bead_sigma: float = 2.0,
     ) -> AtomRenderer:
-        """A renderer for ``model``'s atoms with their elements' form factors.
+        """A renderer for ``model``'s atoms with their elements' form factors
+        (``Scatterers.atoms``).
 
-        ``coarse``: one Gaussian bead per residue, at its Cα (``residue_beads``), a normalized
-        3-D Gaussian of standard deviation ``bead_sigma`` Å (form factor
+        ``coarse``: one Gaussian bead per residue, at its Cα (``Scatterers.residue_beads``), a
+        normalized 3-D Gaussian of standard deviation ``bead_sigma`` Å (form factor
         A exp(-2π²σ²|q|²)) with amplitude A = the residue's summed f_e(0) over its atoms, as
         cryoSPHERE's density model. ``forward`` still takes all atoms' coordinates.
         """
-        if model.n_atoms == 0:
-            raise InputError(f"model {model.source or ''} has no atoms to render")
-        _, a, b, type_index = scattering_table(model.elements)
-        if not coarse:
-            return cls(a, b, type_index, box, pixel_size, rotation_center)
-        if not bead_sigma > 0:
-            raise InputError(f"bead sigma {bead_sigma} Å: expected a positive width")
-        totals = np.bincount(
-            model.residue_index, weights=a.sum(1)[type_index], minlength=model.n_residues
-        )
-        bead_a = np.array([[1.0, 0, 0, 0, 0]])
-        bead_b = np.array([[8 * math.pi**2 * bead_sigma**2, 0, 0, 0, 0]])
-        return cls(
-            bead_a,
-            bead_b,
-            np.zeros(model.n_residues, dtype=np.int64),
-            box,
-            pixel_size,
-            rotation_center,
-            gather_index=residue_beads(model),
-            weights=totals,
-        )
+        if coarse:
+            scatterers = Scatterers.residue_beads(model, bead_sigma)
+        else:
+            scatterers = Scatterers.atoms(model)
+        return cls(scatterers, box, pixel_size, rotation_center)
 
     @property
     def n_scatterers(self) -> int:
         return int(self.source_atom.shape[0])
 
     def positions(
-        self, coords: torch.Tensor, rotations: torch.Tensor, shifts: torch.Tensor | None = None
+        self,
+        coords: torch.Tensor,
+        pose: Pose | torch.Tensor,
+        shifts: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B, S, 2) in-plane scatterer positions in pixels from pixel 0, as (x, y), type-sorted.
+        """(..., S, 2) in-plane scatterer positions in pixels from pixel 0, as (x, y),
+        type-sorted; ``...`` the broadcast batch shape of the arguments.
 
-        coords (B, atoms, 3) or (atoms, 3) Å in the model frame; rotations (B, 3, 3);
-        shifts (B, 2) Å or None.
+        coords (..., atoms, 3) Å in the model frame ((atoms, 3): shared by every pose);
+        ``pose`` a ``Pose`` or rotations (..., 3, 3), then ``shifts`` (..., 2) Å or None.
         """
-        if rotations.dim() != 3 or rotations.shape[-2:] != (3, 3):
-            raise ValueError(f"rotations must be (B, 3, 3), got {tuple(rotations.shape)}")
-        if coords.shape[-1] != 3 or coords.dim() not in (2, 3):
+        rotations, shifts = _pose_arguments(pose, shifts)
+        if rotations.dim() < 2 or rotations.shape[-2:] != (3, 3):
+            raise ValueError(f"rotations must be (..., 3, 3), got {tuple(rotations.shape)}")
+        if coords.dim() < 2 or coords.shape[-1] != 3:
             raise ValueError(
-                f"coords must be (B, atoms, 3) or (atoms, 3), got {tuple(coords.shape)}"
+                f"coords must be (..., atoms, 3) or (atoms, 3), got {tuple(coords.shape)}"
             )
-        batch = rotations.shape[0]
-        if coords.dim() == 3 and coords.shape[0] != batch:
-            raise ValueError(f"coords hold {coords.shape[0]} models for {batch} rotations")
-        if shifts is not None and shifts.shape != (batch, 2):
-            raise ValueError(f"shifts must be ({batch}, 2) Å, got {tuple(shifts.shape)}")
+        if shifts is not None and (shifts.dim() < 1 or shifts.shape[-1] != 2):
+            raise ValueError(f"shifts must be (..., 2) Å, got {tuple(shifts.shape)}")
         n_atoms = coords.shape[-2]
         if (self.n_atoms is not None and n_atoms != self.n_atoms) or n_atoms < self.min_atoms:
             expected = self.n_atoms if self.n_atoms is not None else f"≥ {self.min_atoms}"
             raise ValueError(f"coords hold {n_atoms} atoms, the renderer expects {expected}")
+        shapes = [coords.shape[:-2], rotations.shape[:-2]]
+        if shifts is not None:
+            shapes.append(shifts.shape[:-1])
+        batch = _broadcast(shapes, "coords, rotations and shifts")
         dtype = coords.dtype
         centered = coords.index_select(-2, self.source_atom) - self.rotation_center.to(dtype)
-        in_plane = rotations.to(dtype)[:, :2, :]  # rows x, y of x_mic = R (x - c)
-        if centered.dim() == 2:
-            xy = torch.einsum("bij,sj->bsi", in_plane, centered)
+        in_plane = rotations.to(dtype)[..., :2, :]  # rows x, y of x_mic = R (x - c)
+        if (
+            rotations.shape[:-2] == batch
+            and len(batch) == 1
+            and (coords.dim() == 2 or coords.shape[:-2] == batch)
+        ):
+            # One batch dimension (today's callers): the products as they always were.
+            if centered.dim() == 2:
+                xy = torch.einsum("bij,sj->bsi", in_plane, centered)
+            else:
+                xy = torch.einsum("bij,bsj->bsi", in_plane, centered)
         else:
-            xy = torch.einsum("bij,bsj->bsi", in_plane, centered)
+            xy = torch.matmul(centered, in_plane.transpose(-1, -2))
         if shifts is not None:
-            xy = xy + shifts.to(dtype)[:, None, :]
+            xy = xy + shifts.to(dtype)[..., None, :]
+        xy = xy.expand(batch + xy.shape[-2:])
         return xy / self.pixel_size + (self.box // 2)
+
+    def band_mask(self, max_frequency: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """(box, box//2 + 1) 1 where |q| ≤ ``max_frequency`` (1/Å), else 0, rfft2 layout."""
+        if not max_frequency > 0:
+            raise ValueError(f"max_frequency {max_frequency} 1/Å: expected a positive value")
+        q2 = self.freq_x.square() + self.freq_y.square()
+        return (q2 <= max_frequency**2).to(dtype)
 
     def fourier(
         self,
         coords: torch.Tensor,
-        rotations: torch.Tensor,
+        pose: Pose | torch.Tensor,
         shifts: torch.Tensor | None = None,
         ctf: torch.Tensor | None = None,
         amplitudes: torch.Tensor | None = None,
+        max_frequency: float | None = None,
     ) -> torch.Tensor:
-        """Half-plane spectra, complex (B, box, box//2 + 1) in ``torch.fft.rfft2`` layout
+        """Half-plane spectra, complex (..., box, box//2 + 1) in ``torch.fft.rfft2`` layout
         (origin phase included), such that ``torch.fft.irfft2(spectra, s=(box, box))`` is the
-        image of ``forward``. Without CTF it equals ``rfft2`` of that image exactly.
+        image of ``forward``. Without CTF or band limit it equals ``rfft2`` of that image
+        exactly.
 
-        amplitudes : optional (S,) or (B, S) per-scatterer multipliers in the scatterers'
+        Leading dimensions broadcast: coords (..., atoms, 3), rotations (..., 3, 3), shifts
+        (..., 2), ctf (..., 8) and amplitudes (..., S) give spectra over their broadcast
+        batch shape ``...``; e.g. coords (B, S1, 1, atoms, 3) against a pose (B, S1, S2) and
+        ctf (B, 1, 1, 8) give (B, S1, S2, box, K). The CTF is evaluated once per ctf row given
+        (B here), not per sample.
+
+        pose : a ``Pose``, or rotations (..., 3, 3) followed by ``shifts`` (today's positional
+            ``renderer(coords, rotations, shifts, ctf)``). With a ``Pose``, leave ``shifts``
+            out and give ``ctf`` and the rest by keyword.
+        amplitudes : optional (S,) or (..., S) per-scatterer multipliers in the scatterers'
             input order (atoms, or residues in coarse mode), differentiable (e.g. learnable
             pseudo-atom amplitudes); they multiply the fixed ``weights``.
+        max_frequency : optional band limit in 1/Å: components with |q| > max_frequency are
+            zero (frequency marching).
         """
-        positions = self.positions(coords, rotations, shifts)
+        positions = self.positions(coords, pose, shifts)
+        dtype = coords.dtype
+        batch = positions.shape[:-2]
+        n = positions.shape[-2]
         scale = self.scatterer_weights
         if amplitudes is not None:
-            amplitudes = amplitudes.to(coords.dtype).index_select(-1, self.order)
-            scale = amplitudes if scale is None else amplitudes * scale.to(coords.dtype)
-        spectra = project_fourier(positions, self.gram_weights, self.type_offsets, self.box, scale)
+            amplitudes = amplitudes.to(dtype).index_select(-1, self.order)
+            scale = amplitudes if scale is None else amplitudes * scale.to(dtype)
+            if scale.dim() > 1:
+                batch = _broadcast([batch, scale.shape[:-1]], "amplitudes and poses")
+                scale = scale.expand(batch + (n,)).reshape(-1, n)
+        flat = positions.expand(batch + (n, 2)).reshape(-1, n, 2)
+        spectra = project_fourier(flat, self.gram_weights, self.type_offsets, self.box, scale)
+        spectra = spectra.reshape(batch + spectra.shape[-2:])
         if ctf is not None:
-            if ctf.shape != (positions.shape[0], 8):
-                raise ValueError(f"ctf must be ({positions.shape[0]}, 8), got {tuple(ctf.shape)}")
-            spectra = spectra * compute_ctf(
-                ctf.to(coords.dtype), self.freq_x.to(coords.dtype), self.freq_y.to(coords.dtype)
-            )
+            if ctf.dim() < 1 or ctf.shape[-1] != 8:
+                raise ValueError(f"ctf must be (..., 8), got {tuple(ctf.shape)}")
+            _broadcast([batch, ctf.shape[:-1]], "ctf and poses")
+            transfer = compute_ctf(
+                ctf.to(dtype), self.freq_x.to(dtype), self.freq_y.to(dtype)
+            )  # (ctf's ..., box, K): once per CTF, broadcast over samples
+            if max_frequency is not None:
+                transfer = transfer * self.band_mask(max_frequency, dtype)
+            spectra = spectra * transfer
+        elif max_frequency is not None:
+            spectra = spectra * self.band_mask(max_frequency, dtype)
         return spectra
 
     def forward(
         self,
         coords: torch.Tensor,
-        rotations: torch.Tensor,
+        pose: Pose | torch.Tensor,
         shifts: torch.Tensor | None = None,
         ctf: torch.Tensor | None = None,
         amplitudes: torch.Tensor | None = None,
+        max_frequency: float | None = None,
     ) -> torch.Tensor:
-        """Images (B, box, box) of the projected potential (Å⁻¹ per pixel).
+        """Images (..., box, box) of the projected potential (Å⁻¹ per pixel).
 
-        coords : (B, atoms, 3) or (atoms, 3) Å in the model frame — always the full model's
-            atoms (in coarse mode the renderer takes the beads' atoms itself).
-        rotations : (B, 3, 3) poses, x_mic = R (x - rotation_center).
-        shifts : (B, 2) Å as (x, y), image translated by +s; None for none.
-        ctf : (B, 8) in ``CTF_FIELDS`` order; None for a perfect microscope.
-        amplitudes : see ``fourier``.
+        coords : (..., atoms, 3) or (atoms, 3) Å in the model frame — always the full
+            model's atoms (in coarse mode the renderer takes the beads' atoms itself).
+        pose : a ``Pose`` (..., ), or rotations (..., 3, 3), x_mic = R (x - rotation_center),
+            followed by shifts (..., 2) Å as (x, y), image translated by +s; None for none.
+        ctf : (..., 8) in ``CTF_FIELDS`` order; None for a perfect microscope.
+        amplitudes, max_frequency : see ``fourier``; leading dimensions broadcast as there.
 
         Differentiable with respect to coords, rotations, shifts, ctf and amplitudes.
         """
-        spectra = self.fourier(coords, rotations, shifts, ctf, amplitudes)
+        spectra = self.fourier(coords, pose, shifts, ctf, amplitudes, max_frequency)
         return torch.fft.irfft2(spectra, s=(self.box, self.box))
 
     def extra_repr(self) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from cryomotion.models.autoencoder import MotionAutoencoder
+from cryomotion.models.motion_model import MotionModel
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ CALIBRATION_PARTICLES = 1024
 
 @torch.no_grad()
 def calibrate_intensity(
-    model: MotionAutoencoder,
+    model: MotionModel,
     dataset: Dataset,
     indices: np.ndarray,
     device: torch.device | str = "cpu",

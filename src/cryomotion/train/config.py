@@ -11,7 +11,9 @@ every setting, in four sections plus the system name and the reference model:
     training:    epochs, batch size, learning rate, ...    (TrainingConfig)
 
 Reading a config is strict: an unknown key or a value of the wrong type is an
-``InputError`` naming it. Command-line flags override a loaded config.
+``InputError`` naming it. On the command line, ``--set section.key=value``
+(``parse_setting``: the text parsed to the field's type, as strictly) overrides a loaded
+config, and the specific flags override both.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import yaml
 from cryomotion import __version__
 from cryomotion.atomic_write import atomic_path
 from cryomotion.errors import InputError
-from cryomotion.models.registry import get_system
+from cryomotion.systems.registry import get_system
 
 
 @dataclass
@@ -65,6 +67,13 @@ class ModelConfig:
     # fitted at the start and learned), "per_image" (and a least-squares scale per image),
     # "none" (the data are taken to be in the renderer's units, as before 0.2)
     intensity_scale: str = "fitted"
+    # "given": the file's poses (+ the encoder's shift correction); "refine": and a
+    # per-particle correction (rotation vector, shift) optimised by inner steps
+    pose_mode: str = "given"
+    pose_steps: int = 2  # inner steps per batch on each particle's pose correction
+    pose_predict_steps: int = 10  # inner steps per particle when the latents are written
+    pose_rotation_step: float = 0.1  # degrees: the inner Adam's step on the rotation
+    pose_shift_step: float = 0.05  # Å: its step on the shift
 
 
 @dataclass
@@ -248,17 +257,105 @@ def config_differences(a: RunConfig, b: RunConfig, ignore=RESUMABLE) -> list[str
     )
 
 
-def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """A copy of ``config`` with ``{"section.key": value}`` settings replaced (None: keep)."""
+def with_overrides(
+    config: RunConfig, overrides: dict[str, Any], skip_none: bool = True
+) -> RunConfig:
+    """A copy of ``config`` with ``{"section.key": value}`` settings replaced and checked as a
+    file's settings are. A None value keeps the setting (a flag not given) unless
+    ``skip_none`` is False (``--set data.box=none``: set it to None)."""
     data = config_to_dict(config)
     for key, value in overrides.items():
-        if value is None:
+        if value is None and skip_none:
             continue
         *sections, name = key.split(".")
         target = data
         for section in sections:
-            target = target[section]
-        if name not in target:
+            target = target.get(section) if isinstance(target, dict) else None
+        if not isinstance(target, dict) or name not in target:
             raise InputError(f"unknown setting {key}")
         target[name] = value
     return config_from_dict(data)
+
+
+_NONE_WORDS = frozenset({"none", "null", "~"})
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def _from_text(text: str, annotation: Any) -> Any:
+    """A command-line value as the Python value it spells for a field of type ``annotation``
+    (``"3e-4"`` -> 0.0003, ``"512,256"`` -> [512, 256], ``"none"`` -> None where allowed).
+    It checks nothing: text that spells no such value stays text, and ``_check_value``
+    then rejects it with the setting's name, as it rejects a bad value in a file."""
+    origin = typing.get_origin(annotation)
+    word = text.strip()
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if type(None) in options and word.lower() in _NONE_WORDS:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            value = _from_text(text, option)
+            try:
+                return _check_value(value, option, "")
+            except InputError:
+                continue
+        return text
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        body = word.removeprefix("[").removesuffix("]").strip()
+        return [_from_text(part, item) for part in body.split(",")] if body else []
+    if annotation is bool:
+        return _BOOL_WORDS.get(word.lower(), text)
+    if annotation in (int, float):
+        try:
+            return annotation(word)
+        except ValueError:
+            return text
+    if annotation is str:
+        return text
+    try:  # any other annotation: the value as YAML reads it
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_setting(config: RunConfig, assignment: str) -> tuple[str, Any]:
+    """``"section.key=value"`` (``cryomotion train --set``) as ``("section.key", value)``, the
+    value parsed to the type of that field of ``config`` (its ``deformation`` section is the
+    system's settings class). An unknown section or key, or a value of the wrong type, is an
+    ``InputError`` naming it."""
+    key, equals, text = assignment.partition("=")
+    key = key.strip()
+    *path, name = key.split(".")
+    if not equals or not path or not all(path) or not name:
+        raise InputError(f"--set {assignment}: expected SECTION.KEY=VALUE, e.g. training.lr=3e-4")
+    target: Any = config
+    for depth, section in enumerate(path):
+        sections = sorted(
+            f.name for f in dataclasses.fields(target)
+            if dataclasses.is_dataclass(getattr(target, f.name))
+        )  # fmt: skip
+        if section not in sections:
+            where = ".".join(path[: depth + 1])
+            expected = f"expected one of {', '.join(sections)}" if sections else "not a section"
+            raise InputError(f"--set {assignment}: unknown section {where} ({expected})")
+        target = getattr(target, section)
+    names = sorted(f.name for f in dataclasses.fields(target) if f.init)
+    if name not in names:
+        raise InputError(
+            f"--set {assignment}: unknown setting {key} (expected one of {', '.join(names)})"
+        )
+    annotation = typing.get_type_hints(type(target))[name]
+    try:
+        return key, _check_value(_from_text(text, annotation), annotation, key)
+    except InputError as err:
+        reason = str(err).removeprefix(f"setting {key}: ")
+        raise InputError(f"--set {assignment}: {reason}") from None
+
+
+def with_settings(config: RunConfig, assignments: list[str] | tuple[str, ...]) -> RunConfig:
+    """``config`` with ``--set section.key=value`` assignments applied (the last one of a key
+    wins); see ``parse_setting``."""
+    overrides = dict(parse_setting(config, assignment) for assignment in assignments)
+    return with_overrides(config, overrides, skip_none=False)

@@ -18,10 +18,10 @@ import torch
 from cryomotion.atomic_write import atomic_path
 from cryomotion.deform.base import Deformation
 from cryomotion.errors import InputError
-from cryomotion.models.registry import get_system
-from cryomotion.npz_arrays import INTEGER, Array, load_arrays
+from cryomotion.npz_arrays import INTEGER, Array, load_arrays, missing_keys
 from cryomotion.structure.io import write_models
 from cryomotion.structure.model import AtomicModel
+from cryomotion.systems.registry import get_system
 from cryomotion.train.checkpoint import load_checkpoint
 from cryomotion.train.config import RunConfig, load_config, with_system_defaults
 from cryomotion.train.run_dir import RunPaths, read_run_reference
@@ -43,6 +43,8 @@ class TrainedRun:
     latents : (N, d) per-particle latents (for ``nma`` the mode ``amplitudes``, Å).
     shifts : (N, 2) Å; particle_index : (N,); is_test : (N,) bool.
     deformation : latents (B, d) -> coords (B, atoms, 3) Å, on the CPU, in eval mode.
+    rotations : (N, 3, 3) the poses the run rendered with (None for runs of cryomotion 0.1,
+        which used the particle file's).
     """
 
     paths: RunPaths
@@ -53,6 +55,7 @@ class TrainedRun:
     particle_index: np.ndarray
     is_test: np.ndarray
     deformation: Deformation
+    rotations: np.ndarray | None = None
 
     @property
     def n_particles(self) -> int:
@@ -70,17 +73,22 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         raise InputError(
             f"{paths.latents}: missing (the run has not finished; resume it with --resume)"
         )
+    # runs of cryomotion 0.1 stored the latents under a system-dependent key, no rotations
+    key = "latents" if "latents" not in missing_keys(paths.latents, ["latents"]) else None
+    key = key or system.legacy_latent_key
     data = load_arrays(
         paths.latents,
         {
-            system.latent_name: ("particles", None),
+            key: ("particles", None),
             "shifts": ("particles", 2),
             "particle_index": Array(("particles",), INTEGER),
             "is_test": ("particles",),
         },
+        optional={"rotations": ("particles", 3, 3)},
         what="a latents file written by 'cryomotion train'",
     )
-    latents, shifts = data[system.latent_name], data["shifts"]
+    latents, shifts = data[key], data["shifts"]
+    rotations = data.get("rotations")
     index, is_test = data["particle_index"], data["is_test"].astype(bool)
     if len(index) and index.min() < 0:
         raise InputError(
@@ -89,7 +97,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         )
     if latents.shape[1] != config.model.latent_dim:
         raise InputError(
-            f"{paths.latents}: {system.latent_name} has {latents.shape[1]} columns, the run's "
+            f"{paths.latents}: {key} has {latents.shape[1]} columns, the run's "
             f"config.yaml latent_dim {config.model.latent_dim} (expected the same)"
         )
     reference = read_run_reference(paths, config.reference)
@@ -118,7 +126,9 @@ def load_run(run_dir: str | Path) -> TrainedRun:
             "run's checkpoint, e.g. copy the whole run folder)"
         )
     deformation.eval()
-    return TrainedRun(paths, config, reference, latents, shifts, index, is_test, deformation)
+    return TrainedRun(
+        paths, config, reference, latents, shifts, index, is_test, deformation, rotations
+    )
 
 
 @torch.no_grad()

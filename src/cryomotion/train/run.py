@@ -17,14 +17,18 @@ from cryomotion.atomic_write import atomic_path
 from cryomotion.data.dataset import ParticleDataset
 from cryomotion.data.poses import resolve_rotation_center
 from cryomotion.data.readers import read_particles
+from cryomotion.data.star import write_star_with_poses
 from cryomotion.errors import InputError
 from cryomotion.imaging.renderer import AtomRenderer
-from cryomotion.models.autoencoder import MotionAutoencoder
 from cryomotion.models.encoder import NORMS, ImageEncoder
+from cryomotion.models.inference import AmortizedEncoder
 from cryomotion.models.intensity import MODES as INTENSITY_MODES
 from cryomotion.models.intensity import IntensityScale
-from cryomotion.models.registry import get_system
+from cryomotion.models.motion_model import POSE_WIDTH, MotionModel
+from cryomotion.models.per_particle import ParticleState
+from cryomotion.models.pose import PoseMode
 from cryomotion.structure.io import read_model
+from cryomotion.systems.registry import get_system
 from cryomotion.train.calibrate import calibrate_intensity
 from cryomotion.train.config import RunConfig, save_config, with_system_defaults
 from cryomotion.train.distributed import (
@@ -108,8 +112,9 @@ def build_model(
     dataset: ParticleDataset,
     table_box: int,
     table_pixel_size: float,
-) -> MotionAutoencoder:
-    """Encoder, deformation (from the run folder) and renderer for ``config``."""
+) -> MotionModel:
+    """Inference, deformation (from the run folder), renderer, intensity scale and (with
+    ``--pose-mode refine``) the pose table for ``config``."""
     system = get_system(config.system)
     reference = read_run_reference(paths, config.reference)
     center = resolve_rotation_center(
@@ -131,15 +136,30 @@ def build_model(
         norm=config.model.norm,
         hidden=tuple(config.model.hidden),
     )
-    return MotionAutoencoder(
+    inference = AmortizedEncoder(
         encoder,
+        d,
+        latent_scale=deformation.latent_scale,
+        variational=system.variational,
+        mixed_precision=config.training.mixed_precision,
+    )
+    pose_table = None
+    if PoseMode.parse(config.model.pose_mode) is PoseMode.REFINE:
+        rotation_step = np.deg2rad(config.model.pose_rotation_step)
+        steps = [rotation_step] * 3 + [config.model.pose_shift_step] * 2
+        pose_table = ParticleState(len(dataset), steps)
+        assert pose_table.width == POSE_WIDTH
+    elif PoseMode.parse(config.model.pose_mode) is PoseMode.INFER:
+        raise InputError(
+            "--pose-mode infer: no system infers poses yet (it arrives with AtomVAE); "
+            "use given or refine"
+        )
+    return MotionModel(
+        inference,
         deformation,
         renderer,
-        mixed_precision=config.training.mixed_precision,
-        variational=system.variational,
-        latent_kl_weight=getattr(config.deformation, "latent_kl_weight", 1.0),
-        image_loss=system.image_loss,
         intensity=IntensityScale(dataset.n_optics_groups, config.model.intensity_scale),
+        pose_table=pose_table,
     )
 
 
@@ -177,14 +197,12 @@ def _prepare_folder(
 
 
 def write_latents(
-    path: Path,
-    predictions: dict[str, np.ndarray],
-    n_particles: int,
-    test: np.ndarray,
-    latent_name: str,
+    path: Path, predictions: dict[str, np.ndarray], n_particles: int, test: np.ndarray
 ) -> Path:
-    """``latents.npz``: ``latent_name`` (N, d), ``shifts`` (N, 2) Å, ``particle_index`` (N,),
-    ``is_test`` (N,) bool, in particle order."""
+    """``latents.npz``, the same keys for every system, in particle order: ``latents``
+    (N, d), ``rotations`` (N, 3, 3) and ``shifts`` (N, 2) Å (the poses the models were
+    rendered with: the file's, or refined), ``particle_index`` (N,), ``is_test`` (N,) bool,
+    and ``log_var`` (N, d) for a VAE."""
     order = np.argsort(predictions["index"], kind="stable")
     index = predictions["index"][order]
     if not np.array_equal(index, np.arange(n_particles)):
@@ -194,10 +212,12 @@ def write_latents(
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(
             handle,
-            **{latent_name: predictions["latents"][order]},
+            latents=predictions["latents"][order],
+            rotations=predictions["rotations"][order],
             shifts=predictions["shifts"][order],
             particle_index=index,
             is_test=is_test,
+            **({"log_var": predictions["log_var"][order]} if "log_var" in predictions else {}),
         )
     return path
 
@@ -293,19 +313,26 @@ def train_run(
             metrics_path=paths.metrics,
             use_file_shifts=config.data.use_file_shifts,
             progress=progress,
+            schedule=system.phases(config.deformation, config.training.epochs),
+            pose_steps=config.model.pose_steps,
+            predict_pose_steps=config.model.pose_predict_steps,
         )
         trainer.fit(resume=resume)
         predictions = trainer.predict(np.arange(len(dataset)))
         if context.is_main:
-            write_latents(paths.latents, predictions, len(dataset), test, system.latent_name)
+            write_latents(paths.latents, predictions, len(dataset), test)
             log.info("wrote %s", paths.latents)
-            if system.finalize is not None:
-                system.finalize(
-                    trainer.module.deformation.eval(),
-                    read_run_reference(paths, config.reference),
-                    config.deformation,
-                    paths.root,
+            if model.pose_table is not None:
+                order = np.argsort(predictions["index"], kind="stable")
+                write_star_with_poses(
+                    paths.refined_poses,
+                    table,
+                    predictions["rotations"][order],
+                    predictions["shifts"][order],
                 )
+                log.info("wrote %s (refined poses)", paths.refined_poses)
+            if system.save_state is not None:
+                system.save_state(trainer.module.deformation.eval(), paths.root)
         barrier(context)
         return paths
     except BaseException:

@@ -56,6 +56,11 @@ class RunPaths:
         return self.root / "latents.npz"
 
     @property
+    def refined_poses(self) -> Path:
+        """RELION star file of the particles with their refined poses (``--pose-mode refine``)."""
+        return self.root / "refined_particles.star"
+
+    @property
     def reference(self) -> Path:
         """The run's copy of the reference model (``InputError`` if it has none)."""
         for path in sorted(self.root.glob("reference.*")):

@@ -1,6 +1,9 @@
 """The training loop shared by every system.
 
-Adam on the image loss plus the deformation's regularisation; a seeded
+A system's schedule is a list of phases (``models.schedule``); each phase minimises its
+objective with a fresh Adam over the parameter groups it trains. After each outer step,
+per-particle tables (a pose table under ``--pose-mode refine``) take their own inner
+steps on the unwrapped module and are all-gathered across processes. A seeded
 ``DistributedSampler`` orders each epoch (``set_epoch``), so one process and N torchrun
 processes with the same global batch see the same batches; checkpoints after every epoch
 (and optionally every N steps) hold the model, the optimizer, the random generator
@@ -21,7 +24,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from cryomotion.errors import InputError
-from cryomotion.models.autoencoder import MotionAutoencoder
+from cryomotion.imaging.likelihood import IMAGE_LOSSES
+from cryomotion.models.motion_model import MotionModel
+from cryomotion.models.objectives import ReconstructionObjective
+from cryomotion.models.schedule import Phase, phase_at, total_epochs
 from cryomotion.train.checkpoint import (
     load_checkpoint,
     restore_rng_state,
@@ -55,7 +61,11 @@ def _batches(indices: np.ndarray, size: int) -> list[list[int]]:
 
 
 class Trainer:
-    """Trains a ``MotionAutoencoder`` on the particles ``train_indices`` of ``dataset``.
+    """Trains a ``MotionModel`` on the particles ``train_indices`` of ``dataset``.
+
+    ``schedule`` is the list of phases (default: one phase of ``settings.epochs`` epochs
+    minimising the L2 reconstruction objective). ``pose_steps`` is the number of inner
+    steps a pose table takes per batch (and, at inference, ``predict_pose_steps``).
 
     ``dataset`` items are dicts with ``image`` (D, D), ``rotation`` (3, 3), ``shift`` (2,)
     Å, ``ctf`` (8,) and ``index``. ``settings.batch_size`` is the global batch, split
@@ -66,7 +76,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: MotionAutoencoder,
+        model: MotionModel,
         dataset: Dataset,
         train_indices: np.ndarray,
         test_indices: np.ndarray,
@@ -77,9 +87,18 @@ class Trainer:
         use_file_shifts: bool = True,
         progress: bool = True,
         on_step: Callable[[int, int], None] | None = None,
+        schedule: list[Phase] | None = None,
+        pose_steps: int = 2,
+        predict_pose_steps: int = 10,
     ):
         self.context = context or DistributedContext()
         self.settings = settings
+        if schedule is None:
+            schedule = [Phase("train", settings.epochs, ReconstructionObjective())]
+        self.schedule = list(schedule)
+        self.epochs = total_epochs(self.schedule)
+        self.pose_steps = pose_steps
+        self.predict_pose_steps = predict_pose_steps
         world = self.context.world_size
         if settings.batch_size < world or settings.batch_size % world:
             raise InputError(
@@ -109,22 +128,21 @@ class Trainer:
                     "batch normalisation under DDP on the CPU uses per-process statistics "
                     "(SyncBatchNorm needs CUDA); use norm 'group' for the exact global batch"
                 )
-            # Only the encoder's buffers (batch-norm statistics) change during training; the
-            # deformation's and the renderer's are constants, identical on every rank.
+            # Only the inference's buffers (batch-norm statistics) change during training and
+            # need DDP's broadcast; the deformation's, the renderer's and the intensity's are
+            # constants, identical on every rank, and per-particle tables are all-gathered
+            # row by row after each step (ParticleState.sync_rows).
+            tables = set(self.module.per_particle_buffers())
             self.module._ddp_params_and_buffers_to_ignore = [
-                name for name, _ in self.module.named_buffers() if not name.startswith("encoder.")
+                name
+                for name, _ in self.module.named_buffers()
+                if not name.startswith("inference.") or name in tables
             ]
             self.model = DistributedDataParallel(
                 self.module, device_ids=[device.index] if device.type == "cuda" else None
             )
-        own = [
-            p
-            for n, p in self.module.named_parameters()
-            if not n.startswith("deformation.") and p.requires_grad
-        ]
-        groups = [{"params": own, "lr": settings.lr}]
-        groups += self.module.deformation.parameter_groups(settings.lr)
-        self.optimizer = torch.optim.Adam(groups, lr=settings.lr)
+        self.phase_index = 0
+        self.optimizer = self._optimizer(self.schedule[0])
         self.sampler = DistributedSampler(
             range(len(self.train_indices)),
             num_replicas=world,
@@ -137,6 +155,36 @@ class Trainer:
         self.loss_sum = 0.0  # this process's summed per-image loss in the current epoch
         self.loss_count = 0
         self.elapsed = 0.0  # seconds of training before this process started (resumed runs)
+
+    # -- phases -----------------------------------------------------------------------
+    @property
+    def phase(self) -> Phase:
+        return self.schedule[self.phase_index]
+
+    def _optimizer(self, phase: Phase) -> torch.optim.Adam:
+        """A fresh Adam over the named parameter groups ``phase`` trains."""
+        groups = [
+            group
+            for group in self.module.parameter_groups(self.settings.lr)
+            if phase.trains(group.get("name", ""))
+        ]
+        if not groups:
+            raise InputError(f"phase {phase.name!r} trains no parameters (groups {phase.train})")
+        return torch.optim.Adam(groups, lr=self.settings.lr)
+
+    def _enter_phase(self, epoch: int) -> None:
+        """Switch to the phase of ``epoch`` (a fresh optimizer) if it is not the current one."""
+        index, _ = phase_at(self.schedule, epoch)
+        if index != self.phase_index:
+            self.phase_index = index
+            self.optimizer = self._optimizer(self.phase)
+            if self.context.is_main:
+                log.info("phase %d/%d: %s", index + 1, len(self.schedule), self.phase.name)
+
+    def image_loss(self, rendered: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+        """The current phase's per-image data term on (B, D, D) images (pose refinement)."""
+        objective = self.phase.objective
+        return IMAGE_LOSSES[getattr(objective, "likelihood", "l2")](rendered, measured)
 
     # -- data -------------------------------------------------------------------------
     def _loader(self, batches: list[list[int]], seed: int) -> DataLoader:
@@ -175,6 +223,7 @@ class Trainer:
             self.checkpoint_path,
             epoch=self.epoch,
             batch=self.batch,
+            phase=self.phase_index,
             model=self.module.state_dict(),
             optimizer=self.optimizer.state_dict(),
             progress={
@@ -191,8 +240,11 @@ class Trainer:
             return False
         payload = load_checkpoint(self.checkpoint_path)  # on the CPU; copied to the device below
         self._load_model_state(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
         self.epoch, self.batch = int(payload["epoch"]), int(payload["batch"])
+        # checkpoints from before phases existed hold phase 0's optimizer
+        self.phase_index = int(payload.get("phase", 0))
+        self.optimizer = self._optimizer(self.phase)
+        self.optimizer.load_state_dict(payload["optimizer"])
         progress = payload["progress"]
         self.loss_sum = float(progress["loss_sum"])
         self.loss_count = int(progress["loss_count"])
@@ -211,7 +263,11 @@ class Trainer:
 
     def _load_model_state(self, state: dict) -> None:
         """Load a checkpoint's model state; one from before the intensity scale existed
-        (cryomotion 0.1) loads only into a model whose scale is off."""
+        (cryomotion 0.1) loads only into a model whose scale is off; its encoder's keys
+        (``encoder.*``) are today's ``inference.encoder.*``."""
+        state = {
+            (f"inference.{k}" if k.startswith("encoder.") else k): v for k, v in state.items()
+        }
         missing = [k for k in self.module.state_dict() if k not in state]
         if missing and all(k.startswith("intensity.") for k in missing):
             if self.module.intensity.mode != "none":
@@ -228,24 +284,18 @@ class Trainer:
     def step(self, batch: dict) -> torch.Tensor:
         """One optimizer step on a batch; returns the per-image losses (B,), detached.
 
-        The loss is the model's image loss (batch mean) plus its regularisation terms.
+        The loss is the current phase's objective (through the DDP wrapper); then the pose
+        table, if any, takes its inner steps on the unwrapped module and is synchronised.
         """
         batch = self._to_device(batch)
-        output = self.model(
-            batch["image"],
-            batch["rotation"],
-            batch["shift"],
-            batch["ctf"],
-            batch.get("optics_group"),
-        )
-        losses = self.module.image_loss(output.images, output.measured)
-        loss = losses.mean()
-        for term in output.regularization.values():
-            loss = loss + term
+        loss = self.phase.objective(self.model, batch, self.phase)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.total.backward()
         self.optimizer.step()
-        return losses.detach()
+        if self.module.pose_table is not None and loss.output is not None:
+            self.module.refine_poses(batch, loss.output.estimates, self.image_loss, self.pose_steps)
+            self.module.pose_table.sync_rows(batch["index"])
+        return loss.per_image.detach()
 
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
         """Train up to ``settings.epochs`` epochs; returns the metrics rows of this call."""
@@ -253,7 +303,7 @@ class Trainer:
             self.restore()
         if self.metrics is not None and self.context.is_main:
             self.metrics.load(self.epoch)
-        epochs = self.settings.epochs
+        epochs = self.epochs
         n_train = len(self.train_indices)
         history: list[dict[str, float]] = []
         bar = tqdm(
@@ -272,7 +322,8 @@ class Trainer:
         return history
 
     def _train_epoch(self, bar: tqdm) -> dict[str, float]:
-        epoch, epochs = self.epoch, self.settings.epochs
+        epoch, epochs = self.epoch, self.epochs
+        self._enter_phase(epoch)
         world = self.context.world_size
         batches = self.epoch_batches(epoch)
         skip = self.batch
@@ -341,12 +392,10 @@ class Trainer:
         return row
 
     # -- inference --------------------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self, indices: np.ndarray) -> float:
         """Mean per-image loss over ``indices`` (all processes); NaN for none."""
         return self._evaluate(indices)[0]
 
-    @torch.no_grad()
     def _evaluate(self, indices: np.ndarray) -> tuple[float, float]:
         """Mean per-image loss over ``indices`` and the fraction of their models that left
         the box (``train.sanity``), over all processes; (NaN, 0) for no particles."""
@@ -365,52 +414,79 @@ class Trainer:
             return float("nan"), 0.0
         return total / count, outside / count
 
-    @torch.no_grad()
     def predict(
         self, indices: np.ndarray, render: bool = False, gather: bool = True
     ) -> dict[str, np.ndarray]:
-        """Latents and shifts of the particles ``indices`` (and their loss with ``render``).
+        """Latents and poses of the particles ``indices`` (and their loss with ``render``).
 
         Each process handles ``indices[rank::world]``; with ``gather`` the results are
         collected on rank 0 (in rank order, with ``index`` telling which particle is which;
-        other ranks get {}). Keys: ``latents`` (N, d), ``shifts`` (N, 2) Å, ``index`` (N,)
-        and, with ``render``, ``loss`` (N,) and ``outside`` (N,), the fraction of each model's
-        atoms outside the box (``train.sanity``).
+        other ranks get {}). Keys: ``latents`` (N, d), ``rotations`` (N, 3, 3), ``shifts``
+        (N, 2) Å, ``index`` (N,), ``log_var`` (N, d) for a VAE, and, with ``render``,
+        ``loss`` (N,) and ``outside`` (N,), the fraction of each model's atoms outside the
+        box (``train.sanity``). A pose table takes ``predict_pose_steps`` inner steps per
+        particle first (gradients on; the table itself is left as it is).
         """
         was_training = self.module.training
         self.module.eval()
         mine = np.asarray(indices, dtype=np.int64)[self.context.rank :: self.context.world_size]
-        parts: dict[str, list[np.ndarray]] = {"latents": [], "shifts": [], "index": []}
+        names = ["latents", "rotations", "shifts", "index"]
+        variational = bool(getattr(self.module.inference, "variational", False))
+        if variational:
+            names.append("log_var")
         if render:
-            parts["loss"], parts["outside"] = [], []
+            names += ["loss", "outside"]
             renderer = self.module.renderer
             radius = visible_radius(renderer.box, renderer.pixel_size)
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
         for batch in loader:
             batch = self._to_device(batch)
-            if render:
-                output = self.module(
-                    batch["image"],
-                    batch["rotation"],
-                    batch["shift"],
-                    batch["ctf"],
-                    batch.get("optics_group"),
+            with torch.no_grad():
+                output = self.module(batch, render=False)
+            estimates, pose = output.estimates, output.pose
+            if self.module.pose_table is not None:
+                pose = self.module.refine_poses(
+                    batch,
+                    estimates,
+                    self.image_loss,
+                    self.predict_pose_steps,
+                    write=False,
+                    measured=output.measured,
                 )
-                encoded = output.encoded
-                loss = self.module.image_loss(output.images, output.measured)
+            if render:
+                with torch.no_grad():
+                    images, _ = self.module.decode(
+                        estimates.latents,
+                        pose,
+                        batch.get("ctf"),
+                        batch.get("optics_group"),
+                        output.measured,
+                    )
+                    objective = self.phase.objective
+                    loss = objective.image_loss(images, output.measured)
+                    coords = self.module.deformation(estimates.mean_latents).coords
                 parts["loss"].append(loss.cpu().numpy())
-                coords = self.module.deformation(encoded.latents).coords
                 parts["outside"].append(
                     outside_fraction(coords, renderer.rotation_center, radius).cpu().numpy()
                 )
-            else:
-                encoded = self.module.encode(batch["image"], batch["shift"])
-            parts["latents"].append(encoded.latents.cpu().numpy())
-            parts["shifts"].append(encoded.shifts.cpu().numpy())
+            parts["latents"].append(estimates.mean_latents.detach().cpu().numpy())
+            parts["rotations"].append(pose.rotations.detach().float().cpu().numpy())
+            parts["shifts"].append(pose.shifts.detach().float().cpu().numpy())
             parts["index"].append(batch["index"].cpu().numpy())
+            if variational:
+                parts["log_var"].append(estimates.log_var.detach().cpu().numpy())
         self.module.train(was_training)
         d = self.module.deformation.latent_dim
-        empty = {"latents": (0, d), "shifts": (0, 2), "index": (0,), "loss": (0,), "outside": (0,)}
+        empty = {
+            "latents": (0, d),
+            "log_var": (0, d),
+            "rotations": (0, 3, 3),
+            "shifts": (0, 2),
+            "index": (0,),
+            "loss": (0,),
+            "outside": (0,),
+        }
         arrays = {
             key: np.concatenate(value) if value else np.zeros(empty[key])
             for key, value in parts.items()

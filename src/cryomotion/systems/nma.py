@@ -14,8 +14,9 @@ from cryomotion.deform.normal_modes import NormalModeDeformation
 from cryomotion.dynamics.anm import DEFAULT_KERNEL_WIDTH, compute_normal_modes
 from cryomotion.dynamics.modes import NormalModes
 from cryomotion.errors import InputError
-from cryomotion.models.registry import System
+from cryomotion.models.objectives import ReconstructionObjective
 from cryomotion.structure.model import AtomicModel
+from cryomotion.systems.registry import System, SystemFlag
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ SYSTEM = System(
     name="nma",
     summary="normal-mode autoencoder (seed 000): amplitudes of d ANM modes per particle",
     settings_class=NormalModeSettings,
-    latent_name="amplitudes",
+    legacy_latent_key="amplitudes",
     prepare=prepare,
     build_deformation=build_deformation,
     default_latent_dim=lambda settings: DEFAULT_MODES,
+    objective=lambda settings: ReconstructionObjective("l2"),  # seed 000's L2 loss
+    flags=(SystemFlag("--modes", "model.latent_dim", "number of normal modes d (default 16)", 0),),
 )

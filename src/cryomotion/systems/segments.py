@@ -6,10 +6,9 @@ index (shared by all particles, with its own Gaussian posterior) says how much e
 residue belongs to each segment. Trained with the correlation loss and the KL terms.
 
 Nothing is precomputed: the segmentation and the decoder are learned parameters, kept in
-the run's checkpoint. After training the run folder receives the segmentation:
-``segmentation.pdb`` (or ``.cif`` for models too large for PDB) with the segment index
-(1-based) in the B-factor column, ``segments.tsv`` (residue ranges), ``membership.npz``
-(residues × segments) and ``segmentation.png``/``.svg`` (per-residue membership).
+the run's checkpoint. After training the run folder receives the learned membership,
+``membership.npz`` (residues × segments); ``analysis.segmentation`` makes the products
+from it (``cryomotion train`` writes them into the run folder right away).
 """
 
 from __future__ import annotations
@@ -21,24 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cryomotion.analysis.segmentation import (
-    hard_segments,
-    membership_plot,
-    segment_ranges,
-    write_ranges_tsv,
-    write_segmentation_model,
-)
 from cryomotion.atomic_write import atomic_path
 from cryomotion.deform.segments import SegmentDeformation
-from cryomotion.models.registry import System
+from cryomotion.models.objectives import ReconstructionObjective
 from cryomotion.structure.model import AtomicModel
+from cryomotion.systems.registry import System, SystemFlag
 
 log = logging.getLogger(__name__)
 
 MEMBERSHIP_FILE = "membership.npz"
-RANGES_FILE = "segments.tsv"
-PLOT_FILE = "segmentation.png"
-PDB_ATOM_LIMIT = 99999  # atom serial numbers a PDB file can hold
 
 
 @dataclass
@@ -95,30 +85,17 @@ def build_deformation(
 
 
 @torch.no_grad()
-def finalize(
-    deformation: SegmentDeformation,
-    reference: AtomicModel,
-    settings: SegmentSettings,
-    run_dir: Path,
-) -> None:
-    """Write the learned segmentation into ``run_dir`` (see the module docstring)."""
-    run_dir = Path(run_dir)
+def save_state(deformation: SegmentDeformation, run_dir: Path) -> None:
+    """Write the learned membership (residues × segments) to ``run_dir/membership.npz``."""
     membership = deformation.membership().detach().cpu().double().numpy()
-    segments = hard_segments(membership)
-    with atomic_path(run_dir / MEMBERSHIP_FILE) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, membership=membership, segment=segments)
-    suffix = ".pdb" if reference.n_atoms <= PDB_ATOM_LIMIT else ".cif"
-    write_segmentation_model(reference, segments, run_dir / f"segmentation{suffix}")
-    ranges = segment_ranges(reference, segments)
-    write_ranges_tsv(ranges, run_dir / RANGES_FILE)
-    membership_plot(reference, membership, run_dir / PLOT_FILE)
-    used = len(np.unique(segments))
-    log.info(
-        "segmentation: %d of %d segments hold residues, %d contiguous ranges (%s)",
-        used,
-        settings.segments,
-        len(ranges),
-        RANGES_FILE,
+    with atomic_path(Path(run_dir) / MEMBERSHIP_FILE) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, membership=membership)
+
+
+def objective(settings: SegmentSettings) -> ReconstructionObjective:
+    """The correlation loss of eq. 7 and the VAE's KL weighted by ``latent_kl_weight``."""
+    return ReconstructionObjective(
+        "correlation", prior_weights={"latent_kl": settings.latent_kl_weight}
     )
 
 
@@ -126,11 +103,18 @@ SYSTEM = System(
     name="segments",
     summary="cryoSPHERE (seed 001): learned segments moving as rigid bodies, VAE",
     settings_class=SegmentSettings,
-    latent_name="latents",
     prepare=prepare,
     build_deformation=build_deformation,
     default_latent_dim=default_latent_dim,
+    objective=objective,
     variational=True,
-    image_loss="correlation",
-    finalize=finalize,
+    flags=(
+        SystemFlag("--segments", "deformation.segments", "number of segments N (default 6)", 1),
+        SystemFlag(
+            "--cross-chain",
+            "deformation.cross_chain",
+            "let a segment span several chains (default: one chain per segment)",
+        ),
+    ),
+    save_state=save_state,
 )

@@ -9,7 +9,6 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +16,8 @@ import numpy as np
 from cryomotion.analysis.metrics import per_particle_rmsd
 from cryomotion.analysis.run_analysis import analyze_run
 from cryomotion.errors import InputError
-from cryomotion.simulate.conformations import morph
+from cryomotion.simulate.adk import adk_morph
 from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset
-from cryomotion.structure.io import check_same_atoms, read_model
-from cryomotion.structure.superpose import superpose
 from cryomotion.train.config import RunConfig
 from cryomotion.train.results import export_models, load_run, particle_coords
 from cryomotion.train.run import train_run
@@ -61,16 +58,6 @@ class DemoResult:
     is_test: np.ndarray
     seconds: dict[str, float]
     files: dict[str, Path]
-
-
-def adk_morph(n_frames: int):
-    """(reference model = AdK open, frames (F, atoms, 3) Å: open -> closed, superposed)."""
-    resources = files("cryomotion") / "resources"
-    open_state = read_model(resources / "adk_open.pdb")
-    closed = read_model(resources / "adk_closed.pdb")
-    check_same_atoms(open_state, closed, "adk_closed.pdb")
-    closed_aligned = superpose(closed.coords, open_state.coords)
-    return open_state, morph(open_state.coords, closed_aligned, n_frames)
 
 
 def run_demo(

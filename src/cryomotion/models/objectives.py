@@ -1,0 +1,110 @@
+"""Objectives: what a training phase minimises. They own the loss; the model knows none.
+
+``ReconstructionObjective`` renders each image's estimate (one or several samples per
+image) and compares it with the image under a likelihood from ``imaging.likelihood``,
+reduced over samples by the mean or, IWAE-style, by log-mean-exp (seed 002, eq. 4); the
+priors the inference reports (e.g. the VAE's KL) are added with their weights, and so is
+the deformation's regularisation. ``RegressionObjective`` renders nothing: it fits the
+inferred latents to per-particle targets (DeepHEMNMA's supervised stage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+
+from cryomotion.imaging.likelihood import IMAGE_LOSSES
+from cryomotion.models.variational import logmeanexp
+
+REDUCTIONS = ("mean", "logmeanexp")
+
+
+class Loss(NamedTuple):
+    """``total`` () to minimise; ``per_image`` (B,) data term, detached by callers that log
+    it; ``terms`` () each, the weighted priors and regularisation; ``output`` what the model
+    returned (for the trainer's per-particle updates)."""
+
+    total: torch.Tensor
+    per_image: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    output: Any = None
+
+
+def reduce_samples(per_sample: torch.Tensor, reduce: str) -> torch.Tensor:
+    """Per-sample losses (B, S) -> per-image (B,): their mean, or −log mean exp(−loss)
+    (the loss of the importance-weighted likelihood estimate; equal to the loss for S = 1)."""
+    if reduce == "mean":
+        return per_sample.mean(dim=1)
+    if reduce == "logmeanexp":
+        return -logmeanexp(-per_sample, dim=1)
+    raise ValueError(f"reduction {reduce!r}: expected one of {', '.join(REDUCTIONS)}")
+
+
+@dataclass(frozen=True)
+class ReconstructionObjective:
+    """Image likelihood of rendered estimates + weighted priors + the deformation's terms.
+
+    likelihood : "l2" or "correlation" (``imaging.likelihood.IMAGE_LOSSES``).
+    samples : latent samples per image (a VAE draws that many; 1 for a point estimate).
+    reduce : "mean" or "logmeanexp" over the samples.
+    prior_weights : weight of each prior the inference reports, e.g. {"latent_kl": 1e-4}.
+    """
+
+    likelihood: str = "l2"
+    samples: int = 1
+    reduce: str = "mean"
+    prior_weights: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.likelihood not in IMAGE_LOSSES:
+            raise ValueError(
+                f"likelihood {self.likelihood!r}: expected one of {', '.join(IMAGE_LOSSES)}"
+            )
+        if self.reduce not in REDUCTIONS:
+            raise ValueError(f"reduction {self.reduce!r}: expected one of {REDUCTIONS}")
+        if self.samples < 1:
+            raise ValueError(f"samples {self.samples}: expected >= 1")
+
+    def image_loss(self, rendered: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+        """Rendered (B, S, D, D) against measured (B, D, D) -> per-image losses (B,)."""
+        per_sample = IMAGE_LOSSES[self.likelihood](rendered, measured[:, None].expand_as(rendered))
+        return reduce_samples(per_sample, self.reduce)
+
+    def __call__(self, model, batch: dict, phase=None) -> Loss:
+        """``model`` (a ``MotionModel``, or its DDP wrapper) on ``batch``."""
+        use_conformation = True if phase is None else phase.use_conformation
+        max_frequency = None if phase is None else phase.max_frequency
+        output = model(
+            batch,
+            samples=self.samples,
+            use_conformation=use_conformation,
+            max_frequency=max_frequency,
+        )
+        per_image = self.image_loss(output.images, output.measured)
+        total = per_image.mean()
+        terms: dict[str, torch.Tensor] = {}
+        for name, values in output.estimates.priors.items():
+            weight = self.prior_weights.get(name, 1.0)
+            terms[name] = weight * values.mean()
+        terms.update(output.regularization)
+        for term in terms.values():
+            total = total + term
+        return Loss(total, per_image, terms, output)
+
+
+@dataclass(frozen=True)
+class RegressionObjective:
+    """Mean squared error of the inferred mean latents (B, d) against per-particle targets
+    ``batch["target_latents"]`` (B, d), in units of ``latent_scale`` (so every system's
+    latents weigh alike). Renders nothing."""
+
+    latent_scale: float = 1.0
+
+    def __call__(self, model, batch: dict, phase=None) -> Loss:
+        estimates = model(batch, render=False).estimates
+        error = (estimates.mean_latents - batch["target_latents"].to(estimates.mean_latents))
+        per_image = (error / self.latent_scale).square().mean(dim=1)
+        return Loss(per_image.mean(), per_image, {}, None)

@@ -1,0 +1,1 @@
+"""workflows layer: end-to-end tours built from the layers below (simulate, train, analysis)."""
