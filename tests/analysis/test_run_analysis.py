@@ -171,7 +171,8 @@ def test_reconstruct_works_for_particles_from_cryodrgn_pickles(trained_run, tmp_
     copy = tmp_path / "run"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("analysis"))
     config = yaml.safe_load((copy / "config.yaml").read_text())
-    config["data"].update(particles=str(sim / "particles.mrcs"), poses=str(poses), ctf=str(ctf))
+    data = config["config"]["data"]
+    data.update(particles=str(sim / "particles.mrcs"), poses=str(poses), ctf=str(ctf))
     (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     out = tmp_path / "fsc"
     assert _fast_analyze(copy, out, "--reconstruct") == 0

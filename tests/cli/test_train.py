@@ -144,3 +144,39 @@ def test_set_errors_are_one_line_before_any_run_folder(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.strip().count("\n") == 0, err
     assert not run.exists()
+
+
+def test_pose_mode_refine_writes_refined_poses_for_relion(simulated, tmp_path):
+    from cryomotion.data import read_particles
+
+    run = tmp_path / "refine"
+    assert train(simulated, run, "--pose-mode", "refine") == 0
+    given = read_particles(simulated / "particles.star")
+    refined = read_particles(run / "refined_particles.star")  # read back from where it is
+    assert len(refined) == len(given)
+    assert np.array_equal(refined.image_indices, given.image_indices)
+    assert np.array_equal(refined.image_files, given.image_files)
+    with np.load(run / "latents.npz") as latents:
+        np.testing.assert_allclose(refined.rotations, latents["rotations"], atol=1e-5)
+        np.testing.assert_allclose(refined.shifts, latents["shifts"], atol=1e-4)
+        moved = np.abs(latents["rotations"] - given.rotations).max(axis=(1, 2))
+    assert (moved > 1e-5).all()  # every particle's pose was refined, test ones included
+    np.testing.assert_allclose(refined.ctf, given.ctf)  # the rest of the star is kept
+    with np.load(run / "latents.npz") as latents:
+        assert "log_var" not in latents.files
+
+
+def test_given_poses_are_written_unchanged(trained, simulated):
+    from cryomotion.data import read_particles
+
+    given = read_particles(simulated / "particles.star")
+    with np.load(trained / "latents.npz") as latents:
+        np.testing.assert_allclose(latents["rotations"], given.rotations, atol=1e-6)
+    assert not (trained / "refined_particles.star").exists()
+
+
+def test_system_flags_belong_to_their_system(simulated, tmp_path, capsys):
+    assert train(simulated, tmp_path / "x", "--segments", "3") == 2
+    assert "--segments is for the segments system, not nma" in capsys.readouterr().err
+    assert train(simulated, tmp_path / "y", "--latent-dim", "3") == 2  # disagrees with --modes 2
+    assert "--modes 2 and --latent-dim 3 disagree" in capsys.readouterr().err

@@ -62,3 +62,28 @@ def test_group_norm_is_per_image():
     together = encoder(images)["latents"]
     apart = torch.cat([encoder(images[:2])["latents"], encoder(images[2:])["latents"]])
     torch.testing.assert_close(together, apart, rtol=1e-5, atol=1e-6)
+
+
+def test_mlp_trunk_layers_and_conditioned_head():
+    from cryomotion.models.inference import ConditionedHead
+
+    encoder = ImageEncoder(16, {"latents": 4}, trunk="mlp", mlp_widths=(64, 32))
+    linear = [m for m in encoder.features.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(256, 64), (64, 32)]
+    images = torch.randn(3, 16, 16)
+    assert encoder(images)["latents"].shape == (3, 4)
+    # scaling an image does not change the features: the layer norm comes first
+    torch.testing.assert_close(encoder.features(images * 7), encoder.features(images), atol=1e-4,
+                               rtol=1e-4)  # fmt: skip
+    head = ConditionedHead(32, 5, 8, hidden=(16,))
+    torch.nn.init.normal_(head.head.mlp[-1].weight)
+    features, condition = encoder.features(images), torch.randn(3, 6, 5)
+    out = head(features, condition)
+    assert out.shape == (3, 6, 8)
+    # each sample's output depends on its own condition
+    changed = condition.clone()
+    changed[:, 0] += 1
+    moved = (head(features, changed) - out).abs().sum(-1)
+    assert (moved[:, 0] > 0).all() and torch.equal(moved[:, 1:], torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="trunk"):
+        ImageEncoder(16, {"latents": 4}, trunk="resnet")

@@ -16,6 +16,7 @@ from cryomotion.deform.normal_modes import NormalModeDeformation
 from cryomotion.imaging.renderer import AtomRenderer
 from cryomotion.models.encoder import ImageEncoder
 from cryomotion.models.motion_model import MotionModel
+from cryomotion.models.per_particle import ParticleState
 from cryomotion.simulate.conformations import uniform_rotations
 from cryomotion.structure.io import read_model
 from cryomotion.train.config import TrainingConfig
@@ -52,10 +53,13 @@ def train_parameters(context: DistributedContext, checkpoint: Path | None = None
     )
     torch.manual_seed(0)
     encoder = ImageEncoder(BOX, {"shifts": 2, "latents": 2}, width=0.25, norm="group")
+    # with a per-particle pose table: its rows are refined by each process for its own
+    # particles and all-gathered after every step
     autoencoder = MotionModel.with_encoder(
         encoder,
         NormalModeDeformation(coords, modes),
         AtomRenderer.from_model(model, BOX, PIXEL_SIZE, coarse=True),
+        pose_table=ParticleState(N, [0.01, 0.01, 0.01, 0.1, 0.1]),
     )
     settings = TrainingConfig(epochs=2, batch_size=16, lr=1e-3, seed=5, workers=0)
     trainer = Trainer(

@@ -1,4 +1,5 @@
-"""Two torchrun processes (gloo, CPU) train the same model as one process.
+"""Two torchrun processes (gloo, CPU) train the same model as one process, per-particle
+pose table included (each process refines its own particles' rows; they are all-gathered).
 
 With group normalisation every image is normalised on its own, so the gradient of a
 global batch split across processes, averaged by DistributedDataParallel, is the
@@ -42,3 +43,9 @@ def test_two_processes_train_like_one(tmp_path):
     torch.testing.assert_close(
         two["latents"][order_two], one["latents"][order_one], rtol=1e-4, atol=1e-4
     )
+    torch.testing.assert_close(
+        two["rotations"][order_two], one["rotations"][order_one], rtol=1e-4, atol=1e-4
+    )
+    table = two["state"]["pose_table.values"]
+    assert table[8:].abs().sum() > 0  # trained particles' rows were refined on both ranks
+    assert torch.equal(table[:8], torch.zeros_like(table[:8]))  # test particles: untouched

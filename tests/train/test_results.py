@@ -124,3 +124,22 @@ def test_object_arrays_in_modes_are_input_errors(nma_run, tmp_path):
     np.savez(run / "modes.npz", **arrays)
     with pytest.raises(InputError, match=r"modes\.npz: array 'vectors' holds Python objects"):
         load_run(run)
+
+
+def test_a_run_of_cryomotion_0_1_reads_its_latents_under_the_old_key(tmp_path, nma_run):
+    """Runs written before the fixed keys: nma's latents as "amplitudes", no rotations."""
+    import shutil
+
+    from cryomotion.train.results import load_run
+
+    old = tmp_path / "old"
+    shutil.copytree(nma_run, old)
+    with np.load(old / "latents.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["amplitudes"] = arrays.pop("latents")
+    del arrays["rotations"]
+    np.savez(old / "latents.npz", **arrays)
+    run = load_run(old)
+    np.testing.assert_array_equal(run.latents, arrays["amplitudes"])
+    assert run.rotations is None
+    assert load_run(nma_run).rotations.shape == (len(run.latents), 3, 3)

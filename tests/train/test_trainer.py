@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from cryomotion.errors import InputError
+from cryomotion.models.objectives import ReconstructionObjective
+from cryomotion.models.schedule import Phase
 from cryomotion.train.checkpoint import load_checkpoint
 from cryomotion.train.config import TrainingConfig
 from cryomotion.train.trainer import Trainer
@@ -34,7 +36,7 @@ def assert_same(a, b):
         assert torch.equal(a[key], b[key]), key
 
 
-def run(tiny_problem, tmp_path, seed=0, kill_at=None, resume=False, **changes):
+def run(tiny_problem, tmp_path, seed=0, kill_at=None, resume=False, schedule=None, **changes):
     dataset, make_model = tiny_problem
     model = make_model(seed)
 
@@ -52,6 +54,7 @@ def run(tiny_problem, tmp_path, seed=0, kill_at=None, resume=False, **changes):
         metrics_path=tmp_path / "metrics.csv",
         progress=False,
         on_step=on_step,
+        schedule=schedule,
     )
     trainer.fit(resume=resume)
     return trainer
@@ -112,7 +115,7 @@ def test_a_run_whose_models_leave_the_box_stops_with_a_clear_message(tiny_proble
 
     dataset, make_model = tiny_problem
     model = make_model()
-    model.deformation.latent_scale *= 1e6
+    model.inference.latent_scale *= 1e6
     trainer = Trainer(
         model, dataset, TRAIN, TEST, settings(epochs=3), progress=False,
         checkpoint_path=tmp_path / "last.pt", metrics_path=tmp_path / "metrics.csv",
@@ -133,3 +136,64 @@ def test_models_in_the_box_are_reported_as_such(tiny_problem, tmp_path):
     )  # fmt: skip
     (row,) = trainer.fit()
     assert row["outside_box"] == 0.0
+
+
+def two_phases():
+    """Phase "encoder" trains the inference only (the gain is frozen), then "all"."""
+    objective = ReconstructionObjective("l2")
+    return [
+        Phase("encoder", 1, objective, train=("inference",)),
+        Phase("all", 2, objective),
+    ]
+
+
+def test_a_phase_trains_only_its_groups(tiny_problem, tmp_path):
+    from cryomotion.models.intensity import IntensityScale
+
+    dataset, make_model = tiny_problem
+    model = make_model()
+    model.intensity = IntensityScale(1, "fitted")
+    before = parameters(model)
+    trainer = Trainer(
+        model, dataset, TRAIN, TEST, settings(), progress=False,
+        schedule=[Phase("encoder", 1, ReconstructionObjective(), train=("inference",))],
+    )  # fmt: skip
+    trainer.fit()
+    after = parameters(trainer.module)
+    assert torch.equal(after["intensity.log_gain"], before["intensity.log_gain"])
+    assert not torch.equal(
+        after["inference.encoder.heads.latents.mlp.4.weight"],
+        before["inference.encoder.heads.latents.mlp.4.weight"],
+    )
+    with pytest.raises(InputError, match="trains no parameters"):
+        nothing = Phase("none", 1, ReconstructionObjective(), train=("nothing",))
+        Trainer(model, dataset, TRAIN, TEST, settings(), progress=False, schedule=[nothing])
+
+
+@pytest.mark.parametrize("kill_at", [(1, 2), (2, 0)])
+def test_two_phases_resumed_mid_phase_equal_an_uninterrupted_run(tiny_problem, tmp_path, kill_at):
+    reference = run(tiny_problem, tmp_path / "a", schedule=two_phases(), checkpoint_every=2)
+    with pytest.raises(Killed):
+        run(tiny_problem, tmp_path / "b", kill_at=kill_at, schedule=two_phases(),
+            checkpoint_every=2)  # fmt: skip
+    assert load_checkpoint(tmp_path / "b" / "c.pt")["phase"] == 1
+    resumed = run(tiny_problem, tmp_path / "b", seed=99, resume=True, schedule=two_phases(),
+                  checkpoint_every=2)  # fmt: skip
+    assert_same(parameters(resumed.module), parameters(reference.module))
+    assert resumed.phase_index == 1 and resumed.epoch == 3
+
+
+def test_a_checkpoint_from_before_phases_reads_as_phase_0(tiny_problem, tmp_path):
+    """cryomotion 0.1 checkpoints: no phase, the encoder's keys without "inference."."""
+    run(tiny_problem, tmp_path / "a", epochs=1)
+    checkpoint = tmp_path / "a" / "c.pt"
+    payload = load_checkpoint(checkpoint)
+    del payload["phase"]
+    payload["model"] = {
+        k.removeprefix("inference."): v
+        for k, v in payload["model"].items()
+        if not k.startswith("intensity.")
+    }
+    torch.save(payload, checkpoint)
+    resumed = run(tiny_problem, tmp_path / "a", seed=5, resume=True, epochs=2)
+    assert resumed.epoch == 2 and resumed.phase_index == 0

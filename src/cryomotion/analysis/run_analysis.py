@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
 from cryomotion.analysis import plots
@@ -34,7 +33,7 @@ from cryomotion.data.star import write_star_subset
 from cryomotion.errors import InputError
 from cryomotion.npz_arrays import INTEGER, Array, load_arrays, missing_keys
 from cryomotion.structure.io import write_models
-from cryomotion.train.results import TrainedRun, load_run, particle_coords
+from cryomotion.train.results import TrainedRun, decode_latents, load_run, particle_coords
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +64,7 @@ class AnalysisResult:
 
 
 def _decode(run: TrainedRun, latents: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        tensor = torch.as_tensor(np.atleast_2d(latents), dtype=torch.float32)
-        return run.deformation(tensor).coords.numpy().astype(np.float64)
+    return decode_latents(run, latents).astype(np.float64)
 
 
 def _read_metrics(path: Path) -> dict[str, np.ndarray]:

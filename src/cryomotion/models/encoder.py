@@ -78,6 +78,32 @@ class ConvEncoder(nn.Module):
         return self.trunk(images.unsqueeze(1)).flatten(1)
 
 
+class MLPTrunk(nn.Module):
+    """Images (B, D, D) -> features (B, widths[-1]): the flattened pixels, layer norm, then
+    linear layers with leaky ReLU (AtomVAE's encoder, seed 002 appendix: 2048, 1024, 512,
+    512)."""
+
+    def __init__(self, box: int, widths: tuple[int, ...] = (2048, 1024, 512, 512)):
+        super().__init__()
+        if not widths:
+            raise ValueError("an MLP trunk needs at least one layer")
+        layers: list[nn.Module] = [nn.LayerNorm(box * box)]
+        n_in = box * box
+        for width in widths:
+            layers += [nn.Linear(n_in, width), nn.LeakyReLU()]
+            n_in = width
+        self.box = box
+        self.trunk = nn.Sequential(*layers)
+        self.n_features = n_in
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-2:] != (self.box, self.box):
+            raise ValueError(
+                f"images of shape {tuple(images.shape)}, expected (batch, {self.box}, {self.box})"
+            )
+        return self.trunk(images.flatten(1))
+
+
 class MLPHead(nn.Module):
     """features (B, F) -> (B, out): hidden layers with ReLU, then a linear output layer.
 
@@ -107,7 +133,9 @@ class ImageEncoder(nn.Module):
     """Images (B, D, D) -> named outputs, one MLP head each on the shared CNN features.
 
     ``outputs`` maps a name to its size, e.g. ``{"shifts": 2, "latents": 16}`` for seed
-    000. A head of size 0 is skipped and its output is an empty (B, 0) tensor.
+    000. A head of size 0 is skipped and its output is an empty (B, 0) tensor. ``trunk``
+    is "conv" (the VGG-like CNN, ``width`` and ``norm`` apply) or "mlp" (``MLPTrunk`` with
+    layers ``mlp_widths``).
     """
 
     def __init__(
@@ -117,9 +145,16 @@ class ImageEncoder(nn.Module):
         width: float = 1.0,
         norm: str = "batch",
         hidden: tuple[int, ...] = HIDDEN,
+        trunk: str = "conv",
+        mlp_widths: tuple[int, ...] = (2048, 1024, 512, 512),
     ):
         super().__init__()
-        self.features = ConvEncoder(box, width=width, norm=norm)
+        if trunk == "conv":
+            self.features = ConvEncoder(box, width=width, norm=norm)
+        elif trunk == "mlp":
+            self.features = MLPTrunk(box, tuple(mlp_widths))
+        else:
+            raise ValueError(f"encoder trunk {trunk!r}: expected conv or mlp")
         self.sizes = dict(outputs)
         self.heads = nn.ModuleDict(
             {

@@ -182,10 +182,12 @@ class MotionModel(nn.Module):
         steps: int,
         write: bool = True,
         measured: torch.Tensor | None = None,
+        final_rate: float = 1.0,
     ) -> Pose:
         """``steps`` gradient steps on each particle's pose correction, with its latents
         fixed at ``estimates.mean_latents``; returns the refined poses (B,). The renderer
-        and deformation run on this (unwrapped) module; gradients go to the rows alone."""
+        and deformation run on this (unwrapped) module; gradients go to the rows alone.
+        ``final_rate``: see ``ParticleState.optimize_rows``."""
         assert self.pose_table is not None
         index = batch["index"]
         if measured is None:
@@ -204,5 +206,5 @@ class MotionModel(nn.Module):
                 rendered = rendered * fitted_scale(rendered, measured)[:, None, None]
             return image_loss(rendered, measured)
 
-        rows = self.pose_table.optimize_rows(index, loss, steps, write=write)
+        rows = self.pose_table.optimize_rows(index, loss, steps, write, final_rate)
         return compose_pose(given, rows[:, :3], rows[:, 3:])

@@ -67,15 +67,21 @@ class ParticleState(nn.Module):
         loss: Callable[[torch.Tensor], torch.Tensor],
         steps: int,
         write: bool = True,
+        final_rate: float = 1.0,
     ) -> torch.Tensor:
         """``steps`` Adam steps on the rows ``index`` (B,) against ``loss``: (B, k) -> (B,)
         per-image losses (each image's loss depends on its own row only). Returns the new
-        rows (B, k); with ``write`` they and their moments are stored in the table."""
+        rows (B, k); with ``write`` they and their moments are stored in the table.
+
+        ``final_rate`` < 1 shrinks the step size geometrically to that fraction of the
+        learning rates by the last step (to settle a final estimate; 1: constant)."""
         values = self.values.index_select(0, index).clone()
         first = self.first_moment.index_select(0, index).clone()
         second = self.second_moment.index_select(0, index).clone()
         count = self.steps.index_select(0, index).clone()
         beta1, beta2 = BETAS
+        decay = final_rate ** (1.0 / max(steps - 1, 1))
+        rates = self.learning_rates.clone()
         for _ in range(steps):
             with torch.enable_grad():
                 rows = values.detach().requires_grad_(True)
@@ -86,7 +92,8 @@ class ParticleState(nn.Module):
             t = count.to(values.dtype)[:, None]
             first_hat = first / (1 - beta1**t)
             second_hat = second / (1 - beta2**t)
-            values -= self.learning_rates * first_hat / (second_hat.sqrt() + EPS)
+            values -= rates * first_hat / (second_hat.sqrt() + EPS)
+            rates *= decay
         if write:
             self.values.index_copy_(0, index, values)
             self.first_moment.index_copy_(0, index, first)

@@ -71,9 +71,10 @@ class ModelConfig:
     # per-particle correction (rotation vector, shift) optimised by inner steps
     pose_mode: str = "given"
     pose_steps: int = 2  # inner steps per batch on each particle's pose correction
-    pose_predict_steps: int = 10  # inner steps per particle when the latents are written
-    pose_rotation_step: float = 0.1  # degrees: the inner Adam's step on the rotation
-    pose_shift_step: float = 0.05  # Å: its step on the shift
+    # inner steps per particle when the latents are written (steps shrinking to 1/10)
+    pose_predict_steps: int = 40
+    pose_rotation_step: float = 0.5  # degrees: the inner Adam's step on the rotation
+    pose_shift_step: float = 0.2  # Å: its step on the shift
 
 
 @dataclass

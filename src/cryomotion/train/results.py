@@ -132,22 +132,23 @@ def load_run(run_dir: str | Path) -> TrainedRun:
 
 
 @torch.no_grad()
-def particle_coords(run: TrainedRun, indices: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """(n, atoms, 3) float32 Å: the deformed reference model of each particle in ``indices``."""
-    indices = np.asarray(indices, dtype=np.int64)
+def decode_latents(run: TrainedRun, latents: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(n, P, 3) float32 Å: the run's deformation of any latents (n, d) or (d,) — the one
+    decoding of latents into points that export and analysis share."""
+    latents = np.atleast_2d(np.asarray(latents, dtype=np.float32))
     parts = [
-        _coords_batch(run, indices[start : start + batch_size])
-        for start in range(0, len(indices), batch_size)
+        run.deformation(torch.as_tensor(latents[start : start + batch_size])).points.numpy()
+        for start in range(0, len(latents), batch_size)
     ]
     if not parts:
         return np.zeros((0, run.reference.n_atoms, 3), dtype=np.float32)
-    return np.concatenate(parts)
+    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
-@torch.no_grad()
-def _coords_batch(run: TrainedRun, indices: np.ndarray) -> np.ndarray:
-    latents = torch.as_tensor(run.latents[indices], dtype=torch.float32)
-    return run.deformation(latents).coords.numpy().astype(np.float32)
+def particle_coords(run: TrainedRun, indices: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(n, atoms, 3) float32 Å: the deformed reference model of each particle in ``indices``."""
+    indices = np.asarray(indices, dtype=np.int64)
+    return decode_latents(run, run.latents[indices], batch_size)
 
 
 def _write_npz_streamed(path: Path, run: TrainedRun, indices: np.ndarray, batch_size: int) -> None:

@@ -56,6 +56,10 @@ class TrainingDiverged(InputError):
     """Training stopped because its models left the box (a one-line message for the user)."""
 
 
+# The inner steps at inference shrink to this fraction of the pose table's step sizes.
+PREDICT_FINAL_RATE = 0.1
+
+
 def _batches(indices: np.ndarray, size: int) -> list[list[int]]:
     return [indices[i : i + size].tolist() for i in range(0, len(indices), size)]
 
@@ -89,7 +93,7 @@ class Trainer:
         on_step: Callable[[int, int], None] | None = None,
         schedule: list[Phase] | None = None,
         pose_steps: int = 2,
-        predict_pose_steps: int = 10,
+        predict_pose_steps: int = 40,
     ):
         self.context = context or DistributedContext()
         self.settings = settings
@@ -453,6 +457,7 @@ class Trainer:
                     self.predict_pose_steps,
                     write=False,
                     measured=output.measured,
+                    final_rate=PREDICT_FINAL_RATE,
                 )
             if render:
                 with torch.no_grad():
