@@ -23,9 +23,9 @@ import argparse
 
 import numpy as np
 
-from cryomotion.cli.flag_types import integer, real
+from cryomotion.cli.flag_types import integer
 from cryomotion.cli.output_guard import add_force_argument, check_output
-from cryomotion.data.readers import read_particles
+from cryomotion.cli.particle_arguments import add_particle_arguments, read_particles_from
 from cryomotion.data.selection import parse_indices
 from cryomotion.simulate.project import project_particles
 from cryomotion.structure.io import read_model
@@ -38,23 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_force_argument(
         parser, "write OUTPUT even over an input file or inside a run or dataset folder"
     )
-    parser.add_argument("--poses", help="cryoDRGN poses.pkl (with a stack as PARTICLES)")
-    parser.add_argument("--ctf", help="cryoDRGN ctf.pkl (with a stack as PARTICLES)")
-    parser.add_argument(
-        "--pixel-size", type=real(above=0), help="pixel size (Å) if the file has none"
-    )
-    parser.add_argument(
-        "--amplitude-contrast",
-        type=real(minimum=0, maximum=1),
-        help="amplitude contrast (fraction); default the file's, else 0 as RELION",
-    )
-    parser.add_argument(
-        "--voltage", type=real(above=0), help="voltage (kV) if the file has none"
-    )
-    parser.add_argument(
-        "--spherical-aberration", type=real(), help="Cs (mm) if the file has none"
-    )
-    parser.add_argument("--dataset-dir", help="folder that image paths are relative to")
+    add_particle_arguments(parser)
     parser.add_argument("--no-ctf", action="store_true", help="render without the CTF")
     parser.add_argument(
         "--indices",
@@ -72,16 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model = read_model(args.model, keep_hydrogens=args.hydrogens)
-    table = read_particles(
-        args.particles,
-        poses=args.poses,
-        ctf=args.ctf,
-        pixel_size=args.pixel_size,
-        dataset_dir=args.dataset_dir,
-        amplitude_contrast=args.amplitude_contrast,
-        voltage=args.voltage,
-        spherical_aberration=args.spherical_aberration,
-    )
+    table = read_particles_from(args)
     indices = parse_indices(args.indices, len(table))
     inputs = [args.model, args.particles, args.poses, args.ctf, args.indices]
     inputs += list(np.unique(table.image_files))

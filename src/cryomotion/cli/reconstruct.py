@@ -35,7 +35,7 @@ from cryomotion.analysis.reconstruction import (
     write_reconstruction,
 )
 from cryomotion.cli.output_guard import add_force_argument, check_output
-from cryomotion.data.readers import read_particles
+from cryomotion.cli.particle_arguments import add_particle_arguments, read_particles_from
 from cryomotion.data.selection import parse_indices
 
 
@@ -45,10 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_force_argument(
         parser, "write the outputs even over an input file or inside a run or dataset folder"
     )
-    parser.add_argument("--poses", help="cryoDRGN poses.pkl (with a stack as PARTICLES)")
-    parser.add_argument("--ctf", help="cryoDRGN ctf.pkl (with a stack as PARTICLES)")
-    parser.add_argument("--pixel-size", type=float, help="pixel size (Å) if the file has none")
-    parser.add_argument("--dataset-dir", help="folder that image paths are relative to")
+    add_particle_arguments(parser)
     parser.add_argument(
         "--indices",
         help="particles to use: a text/.npy file of 0-based indices, or ranges like 0-99,120",
@@ -77,13 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    table = read_particles(
-        args.particles,
-        poses=args.poses,
-        ctf=args.ctf,
-        pixel_size=args.pixel_size,
-        dataset_dir=args.dataset_dir,
-    )
+    table = read_particles_from(args)
     indices = parse_indices(args.indices, len(table))
     inputs = [args.particles, args.poses, args.ctf, args.indices, args.mask]
     inputs += list(np.unique(table.image_files))

@@ -64,6 +64,7 @@ from pathlib import Path
 from cryomotion.analysis.segmentation import write_segmentation_products
 from cryomotion.cli.flag_types import integer, real
 from cryomotion.cli.output_guard import add_force_argument, check_output
+from cryomotion.cli.particle_arguments import add_particle_arguments
 from cryomotion.errors import InputError
 from cryomotion.npz_arrays import load_arrays
 from cryomotion.systems.registry import SYSTEMS, SystemFlag, all_systems, get_system
@@ -95,23 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(repeatable; typed and checked; overrides --config, the flags below override it)",
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--poses", help="cryoDRGN poses.pkl (with a stack as PARTICLES)")
-    data.add_argument("--ctf", help="cryoDRGN ctf.pkl (with a stack as PARTICLES)")
-    data.add_argument(
-        "--pixel-size", type=real(above=0), help="pixel size (Å) if the file has none"
-    )
-    data.add_argument(
-        "--amplitude-contrast",
-        type=real(minimum=0, maximum=1),
-        help="amplitude contrast (fraction); default the file's, else 0 as RELION",
-    )
-    data.add_argument(
-        "--voltage", type=real(above=0), help="voltage (kV) if the file has none"
-    )
-    data.add_argument(
-        "--spherical-aberration", type=real(), help="Cs (mm) if the file has none"
-    )
-    data.add_argument("--dataset-dir", help="folder the image paths are relative to")
+    add_particle_arguments(data)
     data.add_argument(
         "--invert-data",
         action="store_true",
