@@ -75,3 +75,18 @@ def test_resume_refuses_another_segmentation(simulated, trained, capsys):
     assert main(["train", "segments", "-o", str(trained), "--resume", "--segments", "4",
                  "--no-progress"]) == 2  # fmt: skip
     assert "deformation.segments" in capsys.readouterr().err
+
+
+def test_a_fixed_seed_repeats_the_run_exactly_at_two_threads(simulated, trained, tmp_path):
+    """Issue 11 reported runs differing at 2 threads; on this machine they are identical."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert train(simulated, tmp_path / "again", "--segments", "3") == 0
+    finally:
+        torch.set_num_threads(threads)
+    with np.load(trained / "latents.npz") as a, np.load(tmp_path / "again" / "latents.npz") as b:
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)

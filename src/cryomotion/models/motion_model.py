@@ -6,7 +6,10 @@
 It knows no loss: objectives (``models.objectives``) compare what it renders with the
 normalised images. With a pose table (``--pose-mode refine``) each particle's pose is the
 inference's composed with a per-particle correction (rotation vector, shift) that
-``refine_poses`` updates by a few gradient steps on the image loss after each outer step.
+``refine_poses`` updates by a few gradient steps on the image loss after each outer step;
+the deformed models are then superposed onto the reference before they are posed, so that
+a deformation able to turn the whole model (segments moving together) cannot trade global
+rotations with the pose (``geometry.superposition``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from torch import nn
 
 from cryomotion.deform.base import Deformation
+from cryomotion.geometry.superposition import superpose_onto
 from cryomotion.imaging.pose import Pose
 from cryomotion.models.inference import AmortizedEncoder, Estimates, Inference
 from cryomotion.models.intensity import IntensityScale, fitted_scale
@@ -106,6 +110,13 @@ class MotionModel(nn.Module):
         return names
 
     # -- the forward model ------------------------------------------------------------
+    def eckart_frame(self, points: torch.Tensor) -> torch.Tensor:
+        """Deformed points (..., P, 3) as rendered: superposed onto the undeformed ones when
+        poses are refined (their global rotation is the pose's), else as they are."""
+        if self.pose_table is None or not self.deformation.points_are_atoms:
+            return points
+        return superpose_onto(points, self.deformation.rest().points.to(points.dtype))
+
     def pose_of(self, estimates: Estimates, index: torch.Tensor, table_rows=None) -> Pose:
         """The inference's pose, composed with the pose table's correction if there is one."""
         if self.pose_table is None:
@@ -130,7 +141,8 @@ class MotionModel(nn.Module):
         flat = latents.reshape(batch * samples, latents.shape[-1])
         if use_conformation:
             deformed = self.deformation(flat)
-            points, regularization = deformed.coords, deformed.regularization
+            points = self.eckart_frame(deformed.points)
+            regularization = deformed.regularization
         else:
             points, regularization = self.deformation.rest().coords, {}
         rotations, shifts = pose.rotations, pose.shifts
@@ -193,8 +205,8 @@ class MotionModel(nn.Module):
         if measured is None:
             measured = self.intensity.normalize(batch["image"])
         with torch.no_grad():
-            latents = estimates.mean_latents.detach()[:, None, :]
-            points = self.deformation(latents[:, 0]).coords.detach()
+            latents = estimates.mean_latents.detach()
+            points = self.eckart_frame(self.deformation(latents).points).detach()
 
         given = estimates.pose.detach()
 

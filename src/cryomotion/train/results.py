@@ -18,6 +18,7 @@ import torch
 from cryomotion.atomic_write import atomic_path
 from cryomotion.deform.base import Deformation
 from cryomotion.errors import InputError
+from cryomotion.geometry.superposition import superpose_onto
 from cryomotion.npz_arrays import INTEGER, Array, load_arrays, missing_keys
 from cryomotion.structure.io import write_models
 from cryomotion.structure.model import AtomicModel
@@ -134,12 +135,17 @@ def load_run(run_dir: str | Path) -> TrainedRun:
 @torch.no_grad()
 def decode_latents(run: TrainedRun, latents: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """(n, P, 3) float32 Å: the run's deformation of any latents (n, d) or (d,) — the one
-    decoding of latents into points that export and analysis share."""
+    decoding of latents into points that export and analysis share (superposed onto the
+    reference for a run with refined poses, as it rendered them)."""
     latents = np.atleast_2d(np.asarray(latents, dtype=np.float32))
-    parts = [
-        run.deformation(torch.as_tensor(latents[start : start + batch_size])).points.numpy()
-        for start in range(0, len(latents), batch_size)
-    ]
+    # with refined poses the run rendered its models superposed onto the reference
+    # (models.motion_model); its models are given in that frame too
+    superpose = run.config.model.pose_mode == "refine"
+    rest = run.deformation.rest().points
+    parts = []
+    for start in range(0, len(latents), batch_size):
+        points = run.deformation(torch.as_tensor(latents[start : start + batch_size])).points
+        parts.append((superpose_onto(points, rest) if superpose else points).numpy())
     if not parts:
         return np.zeros((0, run.reference.n_atoms, 3), dtype=np.float32)
     return np.concatenate(parts).astype(np.float32, copy=False)
