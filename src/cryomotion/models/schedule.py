@@ -9,7 +9,7 @@ continues mid-phase exactly. Epochs are counted over the whole schedule.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -23,7 +23,9 @@ class Phase:
     train : patterns (fnmatch) of the parameter groups it steps; others are frozen.
     use_conformation : False renders the undeformed points (a pose-only phase).
     max_frequency : 1/Å; the band limit of its rendered images (None: Nyquist).
-    particles : "train" (the training set).
+
+    Every phase trains on the run's training particles (a phase on a subset, for
+    DeepHEMNMA's alignment, is still to come).
     """
 
     name: str
@@ -32,8 +34,6 @@ class Phase:
     train: tuple[str, ...] = ("*",)
     use_conformation: bool = True
     max_frequency: float | None = None
-    particles: str = "train"
-    options: dict = field(default_factory=dict)
 
     def trains(self, group: str) -> bool:
         return any(fnmatch.fnmatchcase(group, pattern) for pattern in self.train)

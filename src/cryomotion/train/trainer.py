@@ -469,6 +469,8 @@ class Trainer:
                         output.measured,
                     )
                     objective = self.phase.objective
+                    if not isinstance(objective, ReconstructionObjective):
+                        objective = ReconstructionObjective()  # e.g. a regression phase
                     loss = objective.image_loss(images, output.measured)
                     coords = self.module.deformation(estimates.mean_latents).coords
                 parts["loss"].append(loss.cpu().numpy())
