@@ -14,7 +14,7 @@ stack is rewritten in two other scales:
   image gets its own scale (≈ 1/σ, within the sampling error of ~2,300 background pixels and
   whatever signal the CTF spreads into the corners).
 
-Both systems train on 32-px Fourier crops like the demo (``train/demo.py``: batch 32, Adam
+Both systems train on 32-px Fourier crops like the demo (``workflows/demo.py``: batch 32, Adam
 3e-4, encoder width 0.25; nma with 16 modes; segments with its defaults), poses and CTFs
 given, shifts estimated from scratch, with the fitted intensity scale (the default). One more
 nma run at -20 dB on the unit data uses ``intensity_scale: none`` (the data taken to be in the
