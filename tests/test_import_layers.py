@@ -107,7 +107,7 @@ def test_the_parser_sees_function_level_relative_and_from_imports(tmp_path):
         "import cryomotion.errors\n"
         "from cryomotion import atomic_write, __version__\n"
         "from cryomotion.systems import nma\n"
-        "from . import losses\n"
+        "from . import metrics\n"
         "from ..structure.io import read_model\n"
         "def f():\n"
         "    from cryomotion.analysis.segmentation import x\n"
@@ -117,7 +117,7 @@ def test_the_parser_sees_function_level_relative_and_from_imports(tmp_path):
         "cryomotion.atomic_write",
         "cryomotion",
         "cryomotion.systems.nma",
-        "cryomotion.train.losses",
+        "cryomotion.train.metrics",
         "cryomotion.structure.io",
         "cryomotion.analysis.segmentation",
     }
