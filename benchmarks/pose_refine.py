@@ -137,6 +137,13 @@ def main() -> None:
         + ("met" if met["flexible"] else "**not met**")
         + "; rigid: "
         + ("met." if met["rigid"] else "**not met**."),
+        "Rotations are only as good as the model of each particle's conformation: on the "
+        "reference alone (64 px, SNR 0.1, 40 inner steps) refinement brings 3° to 0.5°, but "
+        "rendering a model 1.4 Å (Cα-RMSD) away from the imaged conformation leaves 2.7°, and "
+        "3.5 Å leaves 5.5°. At −10 dB the systems' per-particle models are 1.5–1.8 Å off "
+        "(snr_sweep), so on the flexible set shifts are recovered but rotations only partly "
+        "(nma) or not at all (segments, whose errors grow); on the rigid set both reach the "
+        "target.",
         "Only the simulator's own data (its units, conventions and noise model) were used; "
         "on a 32-px Fourier crop of the same data the rotations are not recovered (see the "
         "script's docstring).",

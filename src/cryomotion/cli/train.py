@@ -137,7 +137,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("given", "refine"),
         help="given (default): the particle file's poses (and a predicted shift correction); "
         "refine: also a per-particle rotation and shift correction, optimised with the model "
-        "and written to RUN/refined_particles.star",
+        "and written to RUN/refined_particles.star (rotations improve only as far as each "
+        "particle's conformation is modelled well: docs/results.md, pose_refine)",
     )
     model.add_argument(
         "--width", type=real(above=0), help="encoder filters multiplier (default 0.25)"
