@@ -9,15 +9,9 @@ from cryomotion.cli.main import main
 
 
 @pytest.fixture(scope="module")
-def rigid(tmp_path_factory, adk_open_path):
+def rigid(simulate_with_cli, adk_open_path):
     """300 rigid AdK particles (32 px, 3 Å/px, SNR 1; both endpoints the same model)."""
-    sim = tmp_path_factory.mktemp("reconstruct_cli") / "sim"
-    assert main([
-        "simulate", "--endpoints", str(adk_open_path), str(adk_open_path), "--frames", "2",
-        "--particles", "300", "--box", "32", "--pixel-size", "3.0", "--snr", "1",
-        "--seed", "0", "--no-progress", "-o", str(sim),
-    ]) == 0  # fmt: skip
-    return sim
+    return simulate_with_cli("reconstruct_cli", adk_open_path, 2, 300, 32, 3.0)
 
 
 def test_reconstruct_writes_maps_and_fsc(rigid, tmp_path, capsys):

@@ -77,16 +77,19 @@ def test_resume_refuses_another_segmentation(simulated, trained, capsys):
     assert "deformation.segments" in capsys.readouterr().err
 
 
-def test_a_fixed_seed_repeats_the_run_exactly_at_two_threads(simulated, trained, tmp_path):
-    """Issue 11 reported runs differing at 2 threads; on this machine they are identical."""
+def test_a_fixed_seed_repeats_the_run_exactly_at_two_threads(simulated, tmp_path):
+    """Issue 11 reported runs differing at 2 threads; on one machine and thread count they
+    are identical (across thread counts they differ by rounding: docs/conventions.md)."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert train(simulated, tmp_path / "again", "--segments", "3") == 0
+        for name in ("first", "second"):
+            assert train(simulated, tmp_path / name, "--segments", "3") == 0
     finally:
         torch.set_num_threads(threads)
-    with np.load(trained / "latents.npz") as a, np.load(tmp_path / "again" / "latents.npz") as b:
+    with np.load(tmp_path / "first" / "latents.npz") as a, \
+            np.load(tmp_path / "second" / "latents.npz") as b:  # fmt: skip
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -14,14 +14,8 @@ from cryomotion.train.results import export_models, load_run, particle_coords
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory, adk_open_path, adk_closed_path):
-    sim = tmp_path_factory.mktemp("results") / "sim"
-    assert main([
-        "simulate", "--endpoints", str(adk_open_path), str(adk_closed_path), "--frames", "3",
-        "--particles", "16", "--box", "24", "--pixel-size", "4.0", "--snr", "1",
-        "--seed", "0", "--no-progress", "-o", str(sim),
-    ]) == 0  # fmt: skip
-    return sim
+def simulated(simulate_with_cli, adk_closed_path):
+    return simulate_with_cli("results", adk_closed_path, 3, 16, 24, 4.0)
 
 
 def _train(sim, run, system, *extra):
