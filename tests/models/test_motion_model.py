@@ -162,3 +162,21 @@ def test_regression_objective_renders_nothing(parts):
     loss.total.backward()
     grads = [p.grad for p in motion.inference.parameters() if p.grad is not None]
     assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_the_fourier_space_l2_objective_equals_the_real_space_one(parts):
+    """Parseval: the spectra's L2 is the images' L2, with no inverse FFT per sample."""
+    motion = make(parts)
+    head = motion.inference.encoder.heads["latents"].mlp[-1]
+    torch.nn.init.normal_(head.weight, std=0.01)  # a non-trivial conformation per image
+    batch = batch_of(4)
+    batch["image"] = batch["image"] * 0.1
+    real = ReconstructionObjective("l2")(motion, batch)
+    real.total.backward()
+    real_grad = head.weight.grad.clone()
+    head.weight.grad = None
+    spectral = ReconstructionObjective("fourier_l2")(motion, batch)
+    spectral.total.backward()
+    torch.testing.assert_close(spectral.per_image, real.per_image, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(head.weight.grad, real_grad, rtol=1e-4, atol=1e-8)
+    assert spectral.output.images.is_complex()

@@ -133,10 +133,13 @@ class MotionModel(nn.Module):
         measured: torch.Tensor | None = None,
         use_conformation: bool = True,
         max_frequency: float | None = None,
+        spectra: bool = False,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Latents (B, S, d), pose (B,), CTF (B, 8) -> images (B, S, D, D) in normalised
         data units and the deformation's regularisation. ``measured`` (B, D, D) is needed
-        for a per-image intensity scale; ``max_frequency`` (1/Å) band-limits the images."""
+        for a per-image intensity scale; ``max_frequency`` (1/Å) band-limits the images;
+        ``spectra`` returns their half-plane spectra (B, S, D, D//2 + 1) instead, in
+        ``torch.fft.rfft2`` layout, with no inverse FFT."""
         batch, samples = latents.shape[:2]
         flat = latents.reshape(batch * samples, latents.shape[-1])
         if use_conformation:
@@ -152,7 +155,14 @@ class MotionModel(nn.Module):
             ctf = None if ctf is None else ctf.repeat_interleave(samples, dim=0)
             if optics_groups is not None:
                 optics_groups = optics_groups.repeat_interleave(samples, dim=0)
-        rendered = self.renderer(points, rotations, shifts, ctf, max_frequency=max_frequency)
+        if spectra:
+            if self.intensity.per_image:
+                raise ValueError("a per-image intensity scale needs real-space images")
+            rendered = self.renderer.fourier(
+                points, rotations, shifts, ctf, max_frequency=max_frequency
+            )
+        else:
+            rendered = self.renderer(points, rotations, shifts, ctf, max_frequency=max_frequency)
         rendered = self.intensity.scale_rendered(rendered, optics_groups)
         if self.intensity.per_image and measured is not None:
             target = measured.repeat_interleave(samples, dim=0) if samples > 1 else measured
@@ -166,6 +176,7 @@ class MotionModel(nn.Module):
         use_conformation: bool = True,
         max_frequency: float | None = None,
         render: bool = True,
+        spectra: bool = False,
     ) -> Reconstruction:
         """A batch (``image`` (B, D, D) data units, ``rotation``, ``shift``, ``ctf``,
         ``index``, optionally ``optics_group``) -> ``Reconstruction``."""
@@ -182,6 +193,7 @@ class MotionModel(nn.Module):
             measured,
             use_conformation,
             max_frequency,
+            spectra,
         )
         return Reconstruction(images, measured, estimates, pose, regularization)
 

@@ -16,10 +16,13 @@ from typing import Any, NamedTuple
 
 import torch
 
-from cryomotion.imaging.likelihood import IMAGE_LOSSES
+from cryomotion.imaging.likelihood import IMAGE_LOSSES, fourier_l2
 from cryomotion.models.variational import logmeanexp
 
 REDUCTIONS = ("mean", "logmeanexp")
+# Likelihoods computed from spectra (Parseval: no inverse FFT per sample), and the
+# real-space likelihood each equals.
+SPECTRAL_LIKELIHOODS = {"fourier_l2": "l2"}
 
 
 class Loss(NamedTuple):
@@ -47,7 +50,9 @@ def reduce_samples(per_sample: torch.Tensor, reduce: str) -> torch.Tensor:
 class ReconstructionObjective:
     """Image likelihood of rendered estimates + weighted priors + the deformation's terms.
 
-    likelihood : "l2" or "correlation" (``imaging.likelihood.IMAGE_LOSSES``).
+    likelihood : "l2" or "correlation" (``imaging.likelihood.IMAGE_LOSSES``), or
+        "fourier_l2": the L2 loss computed from the rendered spectra (the same value, no
+        inverse FFT per sample).
     samples : latent samples per image (a VAE draws that many; 1 for a point estimate).
     reduce : "mean" or "logmeanexp" over the samples.
     prior_weights : weight of each prior the inference reports, e.g. {"latent_kl": 1e-4}.
@@ -59,31 +64,48 @@ class ReconstructionObjective:
     prior_weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.likelihood not in IMAGE_LOSSES:
-            raise ValueError(
-                f"likelihood {self.likelihood!r}: expected one of {', '.join(IMAGE_LOSSES)}"
-            )
+        names = [*IMAGE_LOSSES, *SPECTRAL_LIKELIHOODS]
+        if self.likelihood not in names:
+            raise ValueError(f"likelihood {self.likelihood!r}: expected one of {', '.join(names)}")
         if self.reduce not in REDUCTIONS:
             raise ValueError(f"reduction {self.reduce!r}: expected one of {REDUCTIONS}")
         if self.samples < 1:
             raise ValueError(f"samples {self.samples}: expected >= 1")
 
+    @property
+    def real_likelihood(self) -> str:
+        """The real-space likelihood of the same value (for images rather than spectra)."""
+        return SPECTRAL_LIKELIHOODS.get(self.likelihood, self.likelihood)
+
     def image_loss(self, rendered: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
-        """Rendered (B, S, D, D) against measured (B, D, D) -> per-image losses (B,)."""
-        per_sample = IMAGE_LOSSES[self.likelihood](rendered, measured[:, None].expand_as(rendered))
+        """Rendered images (B, S, D, D) against measured (B, D, D) -> per-image losses (B,)."""
+        loss = IMAGE_LOSSES[self.real_likelihood]
+        per_sample = loss(rendered, measured[:, None].expand_as(rendered))
+        return reduce_samples(per_sample, self.reduce)
+
+    def spectral_loss(self, rendered: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+        """Rendered spectra (B, S, D, D//2+1) against measured images (B, D, D) -> (B,)."""
+        box = measured.shape[-1]
+        measured_spectra = torch.fft.rfft2(measured.to(torch.float32))[:, None]
+        per_sample = fourier_l2(rendered, measured_spectra.expand_as(rendered), box)
         return reduce_samples(per_sample, self.reduce)
 
     def __call__(self, model, batch: dict, phase=None) -> Loss:
         """``model`` (a ``MotionModel``, or its DDP wrapper) on ``batch``."""
         use_conformation = True if phase is None else phase.use_conformation
         max_frequency = None if phase is None else phase.max_frequency
+        spectral = self.likelihood in SPECTRAL_LIKELIHOODS
         output = model(
             batch,
             samples=self.samples,
             use_conformation=use_conformation,
             max_frequency=max_frequency,
+            spectra=spectral,
         )
-        per_image = self.image_loss(output.images, output.measured)
+        if spectral:
+            per_image = self.spectral_loss(output.images, output.measured)
+        else:
+            per_image = self.image_loss(output.images, output.measured)
         total = per_image.mean()
         terms: dict[str, torch.Tensor] = {}
         for name, values in output.estimates.priors.items():

@@ -188,7 +188,7 @@ class Trainer:
     def image_loss(self, rendered: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
         """The current phase's per-image data term on (B, D, D) images (pose refinement)."""
         objective = self.phase.objective
-        return IMAGE_LOSSES[getattr(objective, "likelihood", "l2")](rendered, measured)
+        return IMAGE_LOSSES[getattr(objective, "real_likelihood", "l2")](rendered, measured)
 
     # -- data -------------------------------------------------------------------------
     def _loader(self, batches: list[list[int]], seed: int) -> DataLoader:
