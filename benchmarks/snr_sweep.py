@@ -407,10 +407,38 @@ def observations(results: dict, args) -> list[str]:
             "background's measured σ), which one global gain cannot follow exactly; with "
             "~2,300 background pixels these factors scatter by ~1.5 %."
         )
+    nma_r = {k[0]: r["r_lid"] for k, r in fitted.items() if k[1] == "unit" and k[2] == "nma"}
+    seg_sd = {k[0]: r["sd_pred_lid"] / r["sd_true_lid"] for k, r in fitted.items()
+              if k[1] == "unit" and k[2] == "segments"}  # fmt: skip
+    if nma_r:
+        lines.append(
+            "- Reading: the scale holds — no fitted run diverges, the unit and the per-image "
+            "data give the same answers, and without the scale the same run leaves the box. "
+            "Resolving the motion is another matter: r(LID–CORE) for nma is "
+            + ", ".join(f"{nma_r[s]:.2f} at {s:g} dB" for s in sorted(nma_r, reverse=True))
+            + "; segments' predicted spread is "
+            + ", ".join(
+                f"{seg_sd[s]:.2f}× the true one at {s:g} dB" for s in sorted(seg_sd, reverse=True)
+            )  # fmt: skip
+            + " (posterior collapse below −10 dB, as seed 001 saw). The medians below the "
+            "rigid baseline come largely from moving towards the middle of the trajectory: "
+            "for this continuous, one-dimensional morph the best single frame already "
+            "scores lower than every run, so the median Cα-RMSD alone is not evidence of "
+            "per-particle motion; r and the spread are. At these particle counts and 6 "
+            "epochs on 2 CPU cores, motion is resolved at −10 dB, partly (nma) at −20 dB "
+            "and not at −30 dB."
+        )
     scales = [f"{k[2]} {k[1].replace('_', ' ')} {k[0]:g} dB {r['relative_scale']:.2f}"
               for k, r in sorted(fitted.items())]  # fmt: skip
     if scales:
-        lines.append("- Fitted scale against the true one (1 = exact): " + ", ".join(scales) + ".")
+        lines.append(
+            "- Fitted scale against the true one (1 = exact): "
+            + ", ".join(scales)
+            + ". The start (least squares of the reference's projections, with zero shifts "
+            "since the shifts are estimated from scratch) is about two thirds of the true "
+            "scale; nma's L2 loss then raises it by about Adam's step size per step, "
+            "segments' correlation loss is blind to it (so it stays, harmlessly)."
+        )
     for key, r in results.items():
         if key[3] != "none":
             continue

@@ -153,7 +153,8 @@ class IntensityScale(nn.Module):
                 gain = 1.0 / max(float(r.square().mean().sqrt()), 1e-30)
             self.log_gain[group] = math.log(gain)
         log.info(
-            "intensity scale: noise σ %.4g (data units); gain %s per renderer unit",
+            "intensity scale: noise σ %.4g (data units, at the training box: Fourier cropping "
+            "lowers it); gain %s per renderer unit",
             noise_sigma,
             ", ".join(f"{g:.4g}" for g in self.log_gain.exp().tolist()),
         )
