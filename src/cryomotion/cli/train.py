@@ -126,17 +126,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, owners in _system_flags().items():
         spec = owners[0][1]
         names = ", ".join(name for name, _ in owners)
-        if spec.minimum is None:
+        if spec.is_switch:
             model.add_argument(
                 flag, action="store_true", default=None, help=f"{names}: {spec.help}"
             )
+        elif spec.value_type is str:
+            model.add_argument(flag, help=f"{names}: {spec.help}")
+        elif spec.value_type is float:
+            model.add_argument(flag, type=real(minimum=spec.minimum), help=f"{names}: {spec.help}")
         else:
             model.add_argument(flag, type=integer(spec.minimum), help=f"{names}: {spec.help}")
     model.add_argument(
         "--pose-mode",
-        choices=("given", "refine"),
+        choices=("given", "refine", "infer"),
         help="given (default): the particle file's poses (and a predicted shift correction); "
-        "refine: also a per-particle rotation and shift correction, optimised with the model "
+        "infer: no poses from the file (systems that support it); refine: also a "
+        "per-particle rotation and shift correction, optimised with the model "
         "and written to RUN/refined_particles.star (rotations improve only as far as each "
         "particle's conformation is modelled well: docs/results.md, pose_refine)",
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from cryomotion.deform.base import Deformation
 from cryomotion.errors import InputError
+from cryomotion.models.inference import Inference
 from cryomotion.models.objectives import ReconstructionObjective
 from cryomotion.models.schedule import Phase
 from cryomotion.structure.model import AtomicModel
@@ -35,7 +36,27 @@ class SystemFlag:
     flag: str
     key: str
     help: str
-    minimum: int | None = None
+    minimum: int | float | None = None
+    value_type: type | None = None  # int (default when ``minimum`` is set), float or str
+
+    @property
+    def is_switch(self) -> bool:
+        return self.minimum is None and self.value_type is None
+
+
+@dataclass(frozen=True)
+class InferenceInputs:
+    """What a system's ``build_inference`` may use: the run's ``config`` (a ``RunConfig``),
+    its folder ``run_dir``, the ``reference`` model, the built ``deformation``, the training
+    box ``box`` (px) and ``pixel_size`` (Å/px), and the number of particles."""
+
+    config: Any
+    run_dir: Path
+    reference: AtomicModel
+    deformation: Deformation
+    box: int
+    pixel_size: float
+    n_particles: int
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,10 @@ class System:
     save_state : ``(deformation, run_dir)``: save what the system learned besides the
         latents (raw state, e.g. the segment membership) after training; None for nothing.
         Products made from it (models, plots) are written by ``analysis``.
+    build_inference : ``InferenceInputs`` -> the ``Inference`` of its particles; None: the
+        amortized image encoder (``models.inference.AmortizedEncoder``) every seed-000/001
+        style system uses.
+    pose_modes : the ``--pose-mode`` values the system supports.
     """
 
     name: str
@@ -80,6 +105,8 @@ class System:
     schedule: Callable[[Any, int, ReconstructionObjective], list[Phase]] | None = None
     flags: tuple[SystemFlag, ...] = ()
     save_state: Callable[[Deformation, Path], None] | None = None
+    build_inference: Callable[[InferenceInputs], Inference] | None = None
+    pose_modes: tuple[str, ...] = ("given", "refine")
 
     def phases(self, settings: Any, epochs: int) -> list[Phase]:
         """The training schedule for ``epochs`` epochs (one phase unless the system says)."""

@@ -28,7 +28,7 @@ from cryomotion.models.motion_model import POSE_WIDTH, MotionModel
 from cryomotion.models.per_particle import ParticleState
 from cryomotion.models.pose import PoseMode
 from cryomotion.structure.io import read_model
-from cryomotion.systems.registry import get_system
+from cryomotion.systems.registry import InferenceInputs, get_system
 from cryomotion.train.calibrate import calibrate_intensity
 from cryomotion.train.config import RunConfig, save_config, with_system_defaults
 from cryomotion.train.distributed import (
@@ -106,6 +106,29 @@ def check_config(config: RunConfig) -> None:
             raise InputError(message)
 
 
+def amortized_encoder(
+    config: RunConfig, box: int, deformation, variational: bool
+) -> AmortizedEncoder:
+    """The image encoder of ``config.model`` in front of ``deformation`` (heads: a shift
+    correction, the latents and, for a VAE, their log variance)."""
+    d = config.model.latent_dim
+    heads = {"shifts": 2, "latents": d} | ({"latent_log_var": d} if variational else {})
+    encoder = ImageEncoder(
+        box,
+        heads,
+        width=config.model.width,
+        norm=config.model.norm,
+        hidden=tuple(config.model.hidden),
+    )
+    return AmortizedEncoder(
+        encoder,
+        d,
+        latent_scale=deformation.latent_scale,
+        variational=variational,
+        mixed_precision=config.training.mixed_precision,
+    )
+
+
 def build_model(
     config: RunConfig,
     paths: RunPaths,
@@ -113,8 +136,10 @@ def build_model(
     table_box: int,
     table_pixel_size: float,
 ) -> MotionModel:
-    """Inference, deformation (from the run folder), renderer, intensity scale and (with
-    ``--pose-mode refine``) the pose table for ``config``."""
+    """Inference (the system's own, or the amortized encoder), deformation (from the run
+    folder), renderer, intensity scale and (with ``--pose-mode refine`` and the amortized
+    encoder) the pose table for ``config``. A system that builds its own inference handles
+    its pose mode there."""
     system = get_system(config.system)
     reference = read_run_reference(paths, config.reference)
     center = resolve_rotation_center(
@@ -127,33 +152,32 @@ def build_model(
     deformation = system.build_deformation(
         reference, config.model.latent_dim, config.deformation, paths.root
     )
-    d = config.model.latent_dim
-    heads = {"shifts": 2, "latents": d} | ({"latent_log_var": d} if system.variational else {})
-    encoder = ImageEncoder(
-        dataset.box,
-        heads,
-        width=config.model.width,
-        norm=config.model.norm,
-        hidden=tuple(config.model.hidden),
-    )
-    inference = AmortizedEncoder(
-        encoder,
-        d,
-        latent_scale=deformation.latent_scale,
-        variational=system.variational,
-        mixed_precision=config.training.mixed_precision,
-    )
+    pose_mode = PoseMode.parse(config.model.pose_mode)
+    if pose_mode.value not in system.pose_modes:
+        raise InputError(
+            f"--pose-mode {pose_mode.value}: the {system.name} system supports "
+            + ", ".join(system.pose_modes)
+        )
+    if system.build_inference is not None:
+        inference = system.build_inference(
+            InferenceInputs(
+                config,
+                paths.root,
+                reference,
+                deformation,
+                dataset.box,
+                dataset.pixel_size,
+                len(dataset),
+            )
+        )
+    else:
+        inference = amortized_encoder(config, dataset.box, deformation, system.variational)
     pose_table = None
-    if PoseMode.parse(config.model.pose_mode) is PoseMode.REFINE:
+    if pose_mode is PoseMode.REFINE and system.build_inference is None:
         rotation_step = np.deg2rad(config.model.pose_rotation_step)
         steps = [rotation_step] * 3 + [config.model.pose_shift_step] * 2
         pose_table = ParticleState(len(dataset), steps)
         assert pose_table.width == POSE_WIDTH
-    elif PoseMode.parse(config.model.pose_mode) is PoseMode.INFER:
-        raise InputError(
-            "--pose-mode infer: no system infers poses yet (it arrives with AtomVAE); "
-            "use given or refine"
-        )
     return MotionModel(
         inference,
         deformation,
