@@ -76,7 +76,8 @@ def test_simulate_hinges_flag_writes_the_hinge_path(tmp_path):
     reference, frames = adk_hinge_path(21)
     ca = reference.ca_index
     assert truth["frame_coords"].shape == frames.shape
-    for mine, theirs in zip(truth["frame_coords"], frames, strict=True):  # placed in the box: superpose
+    # placed in the box: compare after superposition
+    for mine, theirs in zip(truth["frame_coords"], frames, strict=True):
         assert rmsd(mine[ca], theirs[ca]) < 1e-6
     bad = ["simulate", "--endpoints", str(resources / "adk_open.pdb")]
     bad += [str(resources / "adk_closed.pdb"), "--hinges", "x", "-o", str(tmp_path / "bad")]
