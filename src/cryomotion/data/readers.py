@@ -28,6 +28,7 @@ def read_particles(
     amplitude_contrast: float | None = None,
     voltage: float | None = None,
     spherical_aberration: float | None = None,
+    require_angles: bool = True,
 ) -> ParticleTable:
     """Read particles from ``path``.
 
@@ -48,7 +49,8 @@ def read_particles(
     replace the file's values or give them where it has none (``--amplitude-contrast``,
     ``--voltage``, ``--spherical-aberration``); a missing amplitude contrast is RELION's
     default 0 (with a warning), a missing voltage or Cs an InputError naming the flag.
-    ``dataset_dir`` is the folder stack names are relative to (the RELION or cryoSPARC
+    ``require_angles`` False lets a RELION file come without angles (identity rotations;
+    for inferred poses). ``dataset_dir`` is the folder stack names are relative to (the RELION or cryoSPARC
     project directory); default the metadata file's folder. Absolute names are accepted.
     """
     optics = {
@@ -62,7 +64,13 @@ def read_particles(
         raise InputError(f"{path}: particle file not found")
     if suffix == ".star":
         if poses is None and ctf is None:
-            return read_star(path, pixel_size=pixel_size, dataset_dir=dataset_dir, **optics)
+            return read_star(
+                path,
+                pixel_size=pixel_size,
+                dataset_dir=dataset_dir,
+                require_angles=require_angles,
+                **optics,
+            )
         _require_pickles(path, poses, ctf)
         return read_cryodrgn(
             star_image_locations(path, dataset_dir), poses, ctf, pixel_size, **optics

@@ -357,6 +357,7 @@ def read_star(
     amplitude_contrast: float | None = None,
     voltage: float | None = None,
     spherical_aberration: float | None = None,
+    require_angles: bool = True,
 ) -> ParticleTable:
     """Read a RELION 3.0 or 3.1+ particle STAR file.
 
@@ -369,6 +370,8 @@ def read_star(
         directory); default the STAR file's folder. Absolute names are read as they are.
     amplitude_contrast, voltage (kV), spherical_aberration (mm) : replace the file's
         values (with a warning where they differ), or give them where it has none.
+    require_angles : False accepts a file without rlnAngleRot/Tilt/Psi (for poses that are
+        inferred, ``--pose-mode infer``): its rotations are then the identity.
 
     Required columns: rlnImageName, rlnAngleRot, rlnAngleTilt, rlnAnglePsi, rlnDefocusU,
     rlnDefocusV, rlnDefocusAngle, rlnVoltage and rlnSphericalAberration (per particle or
@@ -380,9 +383,17 @@ def read_star(
     star.check_supported()
     locations = star.image_locations(dataset_dir)
     pixel, pixel_field = star.pixel_sizes(pixel_size)
-    rotations = euler_to_matrix(
-        star.numbers("rlnAngleRot"), star.numbers("rlnAngleTilt"), star.numbers("rlnAnglePsi")
-    )
+    angles = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
+    if not any(star.has(name) for name in angles) and not require_angles:
+        rotations = np.broadcast_to(np.eye(3), (len(star.particles), 3, 3)).copy()
+    else:
+        for name in angles:
+            if not star.has(name):
+                raise InputError(
+                    f"{star.path}: missing column {name} in data_{star.block} (particles "
+                    "without poses need a system that infers them: --pose-mode infer)"
+                )
+        rotations = euler_to_matrix(*(star.numbers(name) for name in angles))
     if star.has("rlnOriginXAngst") or star.has("rlnOriginYAngst"):
         origin = np.stack([star.numbers("rlnOriginXAngst"), star.numbers("rlnOriginYAngst")], -1)
     elif star.has("rlnOriginX") or star.has("rlnOriginY"):

@@ -31,6 +31,8 @@ class Estimates(NamedTuple):
     pose : ``Pose`` (B,) to render with, in the particle file's conventions.
     priors : name -> (B,) per-particle prior terms (e.g. "latent_kl"), unweighted.
     log_var : (B, d) a VAE posterior's log variance, or None.
+    sample_pose : ``Pose`` (B, S1, S2) to render the samples with when each conformation
+        sample has its own pose samples (AtomVAE, seed 002), else None: ``pose`` for all.
     """
 
     latents: torch.Tensor
@@ -38,6 +40,7 @@ class Estimates(NamedTuple):
     pose: Pose
     priors: dict[str, torch.Tensor]
     log_var: torch.Tensor | None = None
+    sample_pose: Pose | None = None
 
 
 class Inference(nn.Module, abc.ABC):

@@ -139,7 +139,14 @@ class MotionModel(nn.Module):
         data units and the deformation's regularisation. ``measured`` (B, D, D) is needed
         for a per-image intensity scale; ``max_frequency`` (1/Å) band-limits the images;
         ``spectra`` returns their half-plane spectra (B, S, D, D//2 + 1) instead, in
-        ``torch.fft.rfft2`` layout, with no inverse FFT."""
+        ``torch.fft.rfft2`` layout, with no inverse FFT.
+
+        A pose (B, S1, S2) (``Estimates.sample_pose``) renders each of the S1 conformation
+        samples under its own S2 poses: see ``decode_sample_poses``."""
+        if pose.rotations.dim() == 5:
+            return self.decode_sample_poses(
+                latents, pose, ctf, optics_groups, use_conformation, max_frequency, spectra
+            )
         batch, samples = latents.shape[:2]
         flat = latents.reshape(batch * samples, latents.shape[-1])
         if use_conformation:
@@ -169,6 +176,40 @@ class MotionModel(nn.Module):
             rendered = rendered * fitted_scale(rendered, target)[:, None, None]
         return rendered.reshape(batch, samples, *rendered.shape[-2:]), regularization
 
+    def decode_sample_poses(
+        self,
+        latents: torch.Tensor,
+        pose: Pose,
+        ctf: torch.Tensor | None,
+        optics_groups: torch.Tensor | None = None,
+        use_conformation: bool = True,
+        max_frequency: float | None = None,
+        spectra: bool = False,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Latents (B, S1, d), pose (B, S1', S2) with S1' = S1 or 1, CTF (B, 8) -> images
+        (B, S1'·S2, D, D) (or spectra (B, S1'·S2, D, D//2 + 1)), in normalised data units,
+        and the deformation's regularisation. The points (B, S1, 1, P, 3) broadcast against
+        the poses and the CTF is evaluated once per image (AtomVAE's conformation × pose
+        samples); without the conformation the rest points are rendered under every pose."""
+        if self.intensity.per_image:
+            raise ValueError("a per-image intensity scale is not available with pose samples")
+        if use_conformation:
+            deformed = self.deformation(latents)
+            points = deformed.points[:, :, None]
+            regularization = deformed.regularization
+        else:
+            points, regularization = self.deformation.rest().points, {}
+        ctf = None if ctf is None else ctf[:, None, None]
+        rendered = self.renderer.fourier(
+            points, pose, ctf=ctf, max_frequency=max_frequency
+        )  # (B, S1', S2, D, K)
+        if not spectra:
+            rendered = torch.fft.irfft2(rendered, s=(self.renderer.box,) * 2)
+        batch = rendered.shape[0]
+        flat = rendered.reshape(batch, -1, rendered.shape[-1])
+        flat = self.intensity.scale_rendered(flat, optics_groups)
+        return flat.reshape(batch, -1, *rendered.shape[-2:]), regularization
+
     def forward(
         self,
         batch: dict,
@@ -185,9 +226,11 @@ class MotionModel(nn.Module):
         pose = self.pose_of(estimates, batch["index"])
         if not render:
             return Reconstruction(None, measured, estimates, pose, {})
+        # AtomVAE's pose samples per conformation sample, else the one pose per image
+        render_pose = pose if estimates.sample_pose is None else estimates.sample_pose
         images, regularization = self.decode(
             estimates.latents,
-            pose,
+            render_pose,
             batch.get("ctf"),
             batch.get("optics_group"),
             measured,

@@ -16,13 +16,15 @@ from typing import Any, NamedTuple
 
 import torch
 
-from cryomotion.imaging.likelihood import IMAGE_LOSSES, fourier_l2
+from cryomotion.imaging.likelihood import IMAGE_LOSSES, fourier_l2, gaussian_log_likelihood
 from cryomotion.models.variational import logmeanexp
 
 REDUCTIONS = ("mean", "logmeanexp")
 # Likelihoods computed from spectra (Parseval: no inverse FFT per sample), and the
 # real-space likelihood each equals.
 SPECTRAL_LIKELIHOODS = {"fourier_l2": "l2"}
+# The negative Gaussian log-likelihood (AtomVAE, seed 002), from spectra in training.
+GAUSSIAN = "gaussian"
 
 
 class Loss(NamedTuple):
@@ -56,15 +58,27 @@ class ReconstructionObjective:
     samples : latent samples per image (a VAE draws that many; 1 for a point estimate).
     reduce : "mean" or "logmeanexp" over the samples.
     prior_weights : weight of each prior the inference reports, e.g. {"latent_kl": 1e-4}.
+    pose_samples : None, or pose samples per conformation sample (AtomVAE): the inference
+        then receives ``samples`` as (conformation samples, pose samples), with 0
+        conformation samples in a phase that renders the rest points.
+    noise_sigma : the "gaussian" likelihood's noise standard deviation per pixel, in the
+        normalised units the images are compared in; 1 there by construction, as the
+        intensity scale divides the images by their measured background noise σ
+        (``models.intensity``).
+
+    "gaussian" is −log N(y; ŷ, σ²) per image with its constants (computed from the rendered
+    spectra by Parseval in training, in real space for ``image_loss``).
     """
 
     likelihood: str = "l2"
     samples: int = 1
     reduce: str = "mean"
     prior_weights: Mapping[str, float] = field(default_factory=dict)
+    pose_samples: int | None = None
+    noise_sigma: float = 1.0
 
     def __post_init__(self):
-        names = [*IMAGE_LOSSES, *SPECTRAL_LIKELIHOODS]
+        names = [*IMAGE_LOSSES, *SPECTRAL_LIKELIHOODS, GAUSSIAN]
         if self.likelihood not in names:
             raise ValueError(f"likelihood {self.likelihood!r}: expected one of {', '.join(names)}")
         if self.reduce not in REDUCTIONS:
@@ -79,6 +93,8 @@ class ReconstructionObjective:
 
     def image_loss(self, rendered: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
         """Rendered images (B, S, D, D) against measured (B, D, D) -> per-image losses (B,)."""
+        if self.likelihood == GAUSSIAN:
+            return self.spectral_loss(torch.fft.rfft2(rendered.to(torch.float32)), measured)
         loss = IMAGE_LOSSES[self.real_likelihood]
         per_sample = loss(rendered, measured[:, None].expand_as(rendered))
         return reduce_samples(per_sample, self.reduce)
@@ -87,6 +103,11 @@ class ReconstructionObjective:
         """Rendered spectra (B, S, D, D//2+1) against measured images (B, D, D) -> (B,)."""
         box = measured.shape[-1]
         measured_spectra = torch.fft.rfft2(measured.to(torch.float32))[:, None]
+        if self.likelihood == GAUSSIAN:
+            per_sample = -gaussian_log_likelihood(
+                rendered, measured_spectra.expand_as(rendered), self.noise_sigma, box
+            )
+            return reduce_samples(per_sample, self.reduce)
         per_sample = fourier_l2(rendered, measured_spectra.expand_as(rendered), box)
         return reduce_samples(per_sample, self.reduce)
 
@@ -94,10 +115,13 @@ class ReconstructionObjective:
         """``model`` (a ``MotionModel``, or its DDP wrapper) on ``batch``."""
         use_conformation = True if phase is None else phase.use_conformation
         max_frequency = None if phase is None else phase.max_frequency
-        spectral = self.likelihood in SPECTRAL_LIKELIHOODS
+        spectral = self.likelihood in SPECTRAL_LIKELIHOODS or self.likelihood == GAUSSIAN
+        samples = self.samples
+        if self.pose_samples is not None:  # (conformation, pose) samples per image
+            samples = (self.samples if use_conformation else 0, self.pose_samples)
         output = model(
             batch,
-            samples=self.samples,
+            samples=samples,
             use_conformation=use_conformation,
             max_frequency=max_frequency,
             spectra=spectral,

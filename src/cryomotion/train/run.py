@@ -145,13 +145,18 @@ def build_model(
     center = resolve_rotation_center(
         config.data.rotation_center, reference, table_box, table_pixel_size
     )
-    renderer = AtomRenderer.from_model(
-        reference, dataset.box, dataset.pixel_size, rotation_center=center
-    )
     torch.manual_seed(config.training.seed)  # the deformation may have parameters too
     deformation = system.build_deformation(
         reference, config.model.latent_dim, config.deformation, paths.root
     )
+    if callable(getattr(deformation, "scatterers", None)):  # e.g. residue beads (AtomVAE)
+        renderer = AtomRenderer(
+            deformation.scatterers(), dataset.box, dataset.pixel_size, rotation_center=center
+        )
+    else:
+        renderer = AtomRenderer.from_model(
+            reference, dataset.box, dataset.pixel_size, rotation_center=center
+        )
     pose_mode = PoseMode.parse(config.model.pose_mode)
     if pose_mode.value not in system.pose_modes:
         raise InputError(
@@ -279,6 +284,8 @@ def train_run(
             amplitude_contrast=config.data.amplitude_contrast,
             voltage=config.data.voltage,
             spherical_aberration=config.data.spherical_aberration,
+            # inferred poses: a RELION file may come without angles
+            require_angles=config.model.pose_mode != PoseMode.INFER.value,
         )
         dataset = ParticleDataset(
             table, box=config.data.box, invert_contrast=config.data.invert_data
@@ -346,7 +353,9 @@ def train_run(
         if context.is_main:
             write_latents(paths.latents, predictions, len(dataset), test)
             log.info("wrote %s", paths.latents)
-            if model.pose_table is not None:
+            # poses refined by a pose table or estimated by the inference (AtomVAE)
+            estimated = getattr(model.inference, "pose_mode", PoseMode.GIVEN) != PoseMode.GIVEN
+            if model.pose_table is not None or estimated:
                 order = np.argsort(predictions["index"], kind="stable")
                 write_star_with_poses(
                     paths.refined_poses,
@@ -354,7 +363,7 @@ def train_run(
                     predictions["rotations"][order],
                     predictions["shifts"][order],
                 )
-                log.info("wrote %s (refined poses)", paths.refined_poses)
+                log.info("wrote %s (%s poses)", paths.refined_poses, config.model.pose_mode)
             if system.save_state is not None:
                 system.save_state(trainer.module.deformation.eval(), paths.root)
         barrier(context)

@@ -1,0 +1,192 @@
+"""Seed 002, AtomVAE: residue frames moved by a decoder, poses inferred by the VAE itself.
+
+- deformation: ``ResidueFrameDeformation`` (a ResNet from the 32-d conformation latent to
+  one rigid frame update per residue; continuity and centering terms);
+- inference: ``ConformationPoseEncoder`` (an MLP on the pixels; a Gaussian posterior on the
+  conformation and, conditioned on each of its samples, one on the 8-d pose latent);
+- pose: ``infer`` (the seed's: no poses from the file), ``refine`` (the pose latent is a
+  correction around the file's pose) or ``given``;
+- objective: the Gaussian likelihood (noise σ = 1 in the normalised units, i.e. the
+  images' measured background noise), reduced over the conformation × pose samples of an
+  image by log-mean-exp (eq. 4), β = 1 on the conformation KL, 0.01 on the pose KL, 0.1
+  centering, 0.01 continuity;
+- schedule: stage 1 ("poses") trains the encoder's pose branch on the base structure alone
+  with ``stage1_pose_samples`` pose samples, stage 2 ("all") trains everything.
+
+The seed samples 64 conformations × 4 poses per image (128 poses in stage 1) in batches of
+256; those cost 256 renders per image, so the defaults here are CPU-sized (8 × 2, 16) and
+named in the run's config (``deformation`` section), where a GPU run raises them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from cryomotion.deform.residue_frames import ResidueFrameDeformation
+from cryomotion.errors import InputError
+from cryomotion.models.conformation_pose_encoder import ConformationPoseEncoder
+from cryomotion.models.objectives import ReconstructionObjective
+from cryomotion.models.pose import PoseMode
+from cryomotion.models.schedule import Phase
+from cryomotion.structure.model import AtomicModel
+from cryomotion.systems.registry import InferenceInputs, System, SystemFlag
+
+DEFAULT_LATENT_DIM = 32  # the seed's conformation latent
+
+
+@dataclass
+class AtomVAESettings:
+    """Decoder, encoder, samples, loss weights and stages of AtomVAE (seed 002 appendix)."""
+
+    # the decoder (seed: ResNet of width 256, 5 blocks, representation 512)
+    width: int = 256
+    blocks: int = 5
+    representation: int = 512
+    translation_scale: float = 1.0  # Å per unit of the decoder's translation output
+    rotation_scale: float = 1.0  # scale of the decoder's Gram–Schmidt vectors
+    coarse: bool = False  # render one Gaussian bead per residue (at its Cα), not every atom
+    bead_sigma: float = 2.0  # Å, the beads' standard deviation
+    # the encoder (seed: MLP 2048, 1024, 512, 512; pose MLP 32, 32, 32)
+    trunk: list[int] = field(default_factory=lambda: [2048, 1024, 512, 512])
+    pose_hidden: list[int] = field(default_factory=lambda: [32, 32, 32])
+    shift_scale: float = 2.0  # Å per unit of the pose latent's in-plane translation
+    refine_rotation_scale: float = 0.1  # --pose-mode refine: scale of the rotation correction
+    # samples per image (seed: 64 conformations × 4 poses; 128 poses in stage 1)
+    conformation_samples: int = 8
+    pose_samples: int = 2
+    stage1_pose_samples: int = 16
+    # the objective's weights (seed: 1, 0.01, 0.01, 0.1)
+    latent_kl_weight: float = 1.0
+    pose_kl_weight: float = 0.01
+    continuity_weight: float = 0.01
+    centering_weight: float = 0.1
+    noise_sigma: float = 1.0  # per pixel, normalised units (the measured background noise)
+    # stage 1's epochs (None: half of --epochs; 0 with --pose-mode given)
+    pose_epochs: int | None = None
+
+
+def prepare(reference: AtomicModel, latent_dim: int, settings: AtomVAESettings, run_dir: Path):
+    """Check that the model has residues to move (nothing to precompute)."""
+    if reference.n_residues == 0:
+        raise InputError(f"{reference.source or 'reference model'}: no residues to move")
+
+
+def build_deformation(
+    reference: AtomicModel, latent_dim: int, settings: AtomVAESettings, run_dir: Path
+) -> ResidueFrameDeformation:
+    """A fresh decoder (learned values come from the checkpoint)."""
+    return ResidueFrameDeformation(
+        reference,
+        latent_dim,
+        width=settings.width,
+        blocks=settings.blocks,
+        representation=settings.representation,
+        translation_scale=settings.translation_scale,
+        rotation_scale=settings.rotation_scale,
+        continuity_weight=settings.continuity_weight,
+        centering_weight=settings.centering_weight,
+        coarse=settings.coarse,
+        bead_sigma=settings.bead_sigma,
+    )
+
+
+def pose_epochs(settings: AtomVAESettings, epochs: int) -> int:
+    """Stage 1's epochs out of ``epochs``."""
+    first = epochs // 2 if settings.pose_epochs is None else settings.pose_epochs
+    return max(0, min(first, epochs))
+
+
+def build_inference(inputs: InferenceInputs) -> ConformationPoseEncoder:
+    """The conformation and pose posteriors for the run's pose mode."""
+    config = inputs.config
+    settings: AtomVAESettings = config.deformation
+    mode = PoseMode.parse(config.model.pose_mode)
+    if mode is PoseMode.GIVEN and pose_epochs(settings, config.training.epochs) > 0:
+        raise InputError(
+            "--pose-mode given: AtomVAE's pose stage has nothing to learn; add --pose-epochs 0 "
+            "(or use --pose-mode infer, the seed's, or refine)"
+        )
+    return ConformationPoseEncoder(
+        inputs.box,
+        config.model.latent_dim,
+        inputs.deformation.represent,
+        representation=settings.representation,
+        trunk=tuple(settings.trunk),
+        pose_hidden=tuple(settings.pose_hidden),
+        pose_mode=mode,
+        shift_scale=settings.shift_scale,
+        rotation_scale=settings.refine_rotation_scale,
+    )
+
+
+def objective(settings: AtomVAESettings) -> ReconstructionObjective:
+    """Stage 2's objective: Gaussian likelihood, log-mean-exp over samples, weighted KLs."""
+    for name in ("conformation_samples", "pose_samples", "stage1_pose_samples"):
+        if getattr(settings, name) < 1:
+            raise InputError(f"deformation.{name} {getattr(settings, name)}: expected >= 1")
+    return ReconstructionObjective(
+        "gaussian",
+        samples=settings.conformation_samples,
+        reduce="logmeanexp",
+        prior_weights={"latent_kl": settings.latent_kl_weight, "pose_kl": settings.pose_kl_weight},
+        pose_samples=settings.pose_samples,
+        noise_sigma=settings.noise_sigma,
+    )
+
+
+def schedule(
+    settings: AtomVAESettings, epochs: int, objective: ReconstructionObjective
+) -> list[Phase]:
+    """Stage 1 (pose branch on the base structure), then stage 2 (everything)."""
+    first = pose_epochs(settings, epochs)
+    phases = []
+    if first:
+        stage1 = replace(objective, samples=1, pose_samples=settings.stage1_pose_samples)
+        phases.append(
+            Phase("poses", first, stage1, train=("inference", "intensity"), use_conformation=False)
+        )
+    if epochs - first or not phases:
+        phases.append(Phase("all", epochs - first, objective))
+    return phases
+
+
+SYSTEM = System(
+    name="atomvae",
+    summary="AtomVAE (seed 002): per-residue rigid frames from a ResNet; conformation and "
+    "pose posteriors, poses inferred",
+    settings_class=AtomVAESettings,
+    prepare=prepare,
+    build_deformation=build_deformation,
+    default_latent_dim=lambda settings: DEFAULT_LATENT_DIM,
+    objective=objective,
+    variational=True,
+    schedule=schedule,
+    flags=(
+        SystemFlag(
+            "--pose-epochs",
+            "deformation.pose_epochs",
+            "epochs of the pose stage on the base structure (default: half of --epochs)",
+            0,
+        ),
+        SystemFlag(
+            "--conformation-samples",
+            "deformation.conformation_samples",
+            "conformation samples per image (default 8; the seed's 64)",
+            1,
+        ),
+        SystemFlag(
+            "--pose-samples",
+            "deformation.pose_samples",
+            "pose samples per conformation sample (default 2; the seed's 4)",
+            1,
+        ),
+        SystemFlag(
+            "--coarse",
+            "deformation.coarse",
+            "render one Gaussian bead per residue instead of every atom",
+        ),
+    ),
+    build_inference=build_inference,
+    pose_modes=("infer", "refine", "given"),
+)
