@@ -100,3 +100,54 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     y = np.asarray(y, dtype=np.float64) - np.mean(y)
     denominator = np.sqrt((x**2).sum() * (y**2).sum())
     return float((x * y).sum() / denominator) if denominator > 0 else 0.0
+
+
+# -- inferred poses against true ones (AtomVAE, --pose-mode infer) ---------------------
+
+MIRROR = np.diag([1.0, 1.0, -1.0])  # the hand flip a projection along z cannot see
+
+
+def _nearest_rotation(matrix: np.ndarray) -> np.ndarray:
+    """The rotation closest (Frobenius) to a 3×3 matrix: U diag(1, 1, det) Vᵀ."""
+    u, _, vt = np.linalg.svd(matrix)
+    fix = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    return u @ fix @ vt
+
+
+def rotation_angles(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """(n,) angles (degrees) of first_iᵀ second_i for rotations (n, 3, 3)."""
+    m = np.einsum("nji,njk->nik", first, second)
+    cosine = np.clip((np.trace(m, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
+    return np.degrees(np.arccos(cosine))
+
+
+def align_rotations(
+    inferred: np.ndarray, true: np.ndarray, refits: int = 3
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Inferred poses (n, 3, 3) against the true ones, up to what images cannot tell apart.
+
+    Poses inferred without a fixed frame are defined up to one global rotation G of the
+    model frame, inferred_i ≈ true_i G, and possibly a mirrored model, whose images are the
+    same under J true_i J G (J = diag(1, 1, −1): a projection along z does not see z → −z).
+    Fits G for both (least squares on the rotations, SVD; refitted ``refits`` times on the
+    half of the particles it fits best, so that badly inferred poses do not pull it) and
+    keeps the one of lower median error.
+
+    Returns the errors (n,) in degrees after alignment, G (3, 3) and whether the mirrored
+    solution fits better.
+    """
+    inferred = np.asarray(inferred, dtype=np.float64)
+    true = np.asarray(true, dtype=np.float64)
+    if inferred.shape != true.shape or inferred.shape[1:] != (3, 3) or len(true) == 0:
+        raise ValueError(f"rotations {inferred.shape} and {true.shape}: expected (n, 3, 3) each")
+    best = None
+    for mirrored in (False, True):
+        target = MIRROR @ true @ MIRROR if mirrored else true
+        keep = np.arange(len(true))
+        for _ in range(refits + 1):
+            g = _nearest_rotation(np.einsum("nji,njk->ik", target[keep], inferred[keep]))
+            errors = rotation_angles(target @ g, inferred)
+            keep = np.argsort(errors)[: max(1, len(errors) // 2)]
+        if best is None or np.median(errors) < np.median(best[0]):
+            best = (errors, g, mirrored)
+    return best

@@ -10,7 +10,10 @@ float32 Å and ``indices`` (particles,), compact for any number of particles and
 outside evaluation scores.
 
 Particles: --all, or --indices (a .npy or text file of 0-based indices, or ranges like
-0-99,120); by default the first 100 particles.
+0-99,120); by default the first 100 particles. --prior-samples N writes instead N models
+decoded from latents drawn from a VAE run's prior N(0, I) (segments, atomvae; seeded by
+--seed): the ensemble the run's generative model stands for (.npz: ``coords`` and
+``latents``).
 
 OUTPUT may not be an input (the run's files, its reference model or particle files, the
 index file) nor lie inside a training run or simulated dataset folder, unless --force.
@@ -19,6 +22,7 @@ examples:
   cryomotion export run -o models.cif
   cryomotion export run -o all_models.npz --all
   cryomotion export run -o picked.pdb --indices 0-9,42
+  cryomotion export run -o ensemble.npz --prior-samples 2048
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import numpy as np
 from cryomotion.cli.output_guard import add_force_argument, check_output
 from cryomotion.data.selection import parse_indices
 from cryomotion.structure.io import check_fits_pdb
-from cryomotion.train.results import export_models, load_run
+from cryomotion.cli.flag_types import integer
+from cryomotion.train.results import export_models, export_prior_samples, load_run
 
 DEFAULT_COUNT = 100
 
@@ -44,6 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every particle")
     which.add_argument("--indices", help="index file (.npy/.txt) or ranges like 0-99,120")
+    which.add_argument(
+        "--prior-samples",
+        type=integer(1),
+        metavar="N",
+        help="N models from the latent prior instead of particles (VAE runs)",
+    )
+    parser.add_argument(
+        "--seed", type=integer(0), default=0, help="seed of --prior-samples (default 0)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     inputs += [data.particles, data.poses, data.ctf]
     check_output(args.output, inputs, force=args.force)
     check_fits_pdb(trained.reference, args.output)
+    if args.prior_samples:
+        path = export_prior_samples(trained, args.output, args.prior_samples, args.seed)
+        print(f"wrote {args.prior_samples} models from the prior to {path}")
+        return 0
     n_particles = trained.n_particles
     if args.all:
         indices = np.arange(n_particles)

@@ -22,7 +22,7 @@ from cryomotion.geometry.superposition import superpose_onto
 from cryomotion.npz_arrays import INTEGER, Array, load_arrays, missing_keys
 from cryomotion.structure.io import write_models
 from cryomotion.structure.model import AtomicModel
-from cryomotion.systems.registry import get_system
+from cryomotion.systems.registry import all_systems, get_system
 from cryomotion.train.checkpoint import load_checkpoint
 from cryomotion.train.config import RunConfig, load_config, with_system_defaults
 from cryomotion.train.run_dir import RunPaths, read_run_reference
@@ -214,4 +214,50 @@ def export_models(
         write_models(output, run.reference, particle_coords(run, indices, batch_size))
     else:
         raise InputError(f"{output}: unknown format (expected .pdb, .cif, .mmcif or .npz)")
+    return output
+
+
+# -- an ensemble from the prior (a VAE's generative model; seed 002's EMD-RMSD) ---------
+
+
+def prior_latents(run: TrainedRun, n_samples: int, seed: int = 0) -> np.ndarray:
+    """(n, d) float32 draws of the latent prior N(0, I) of a VAE run (``InputError`` for a
+    system that has no prior)."""
+    system = get_system(run.config.system)
+    if not system.variational:
+        raise InputError(
+            f"the {system.name} system has no latent prior to sample (--prior-samples needs a "
+            "VAE: " + ", ".join(s.name for s in all_systems() if s.variational) + ")"
+        )
+    if int(n_samples) < 1:
+        raise InputError(f"--prior-samples {n_samples}: expected at least 1")
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((int(n_samples), run.config.model.latent_dim)).astype(np.float32)
+
+
+def export_prior_samples(
+    run: TrainedRun | str | Path,
+    output: str | Path,
+    n_samples: int,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> Path:
+    """Write ``n_samples`` models decoded from latents drawn from the prior N(0, I): a
+    multi-model .pdb/.cif, or an .npz with ``coords`` (n, atoms, 3) float32 Å and
+    ``latents`` (n, d). The ensemble the run's generative model stands for (seed 002
+    compares it with the true ensemble by EMD-RMSD)."""
+    run = run if isinstance(run, TrainedRun) else load_run(run)
+    output = Path(output)
+    latents = prior_latents(run, n_samples, seed)
+    suffix = output.suffix.lower()
+    if suffix not in (".npz", *MODEL_SUFFIXES):
+        raise InputError(f"{output}: unknown format (expected .pdb, .cif, .mmcif or .npz)")
+    if suffix == ".pdb" and len(latents) > 9999:
+        raise InputError(f"{output}: {len(latents)} models, a PDB file holds at most 9999")
+    coords = decode_latents(run, latents, batch_size)
+    if suffix == ".npz":
+        with atomic_path(output) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, coords=coords, latents=latents)
+    else:
+        write_models(output, run.reference, coords)
     return output
