@@ -28,7 +28,9 @@ def test_zero_output_is_identity(deformation, adk):
     # a fresh decoder's last layer is zero: every latent gives the reference
     with torch.no_grad():
         out = deformation(torch.randn(3, 4))
-    np.testing.assert_allclose(out.points.detach().numpy(), np.broadcast_to(adk.coords, (3, adk.n_atoms, 3)), atol=1e-4)
+    np.testing.assert_allclose(
+        out.points.detach().numpy(), np.broadcast_to(adk.coords, (3, adk.n_atoms, 3)), atol=1e-4
+    )
     assert float(out.regularization["continuity"]) < 1e-9
     assert float(out.regularization["centering"]) < 1e-9
     translations, rotations = frame_updates(torch.zeros(2, 5, 9), 1.0, 1.0)
@@ -71,7 +73,9 @@ def test_known_frame_update_moves_residue_rigidly(deformation, adk):
 
 
 def test_continuity_sees_a_stretched_bond_but_not_a_chain_break(adk):
-    deformation = ResidueFrameDeformation(adk, 2, width=8, blocks=1, representation=8, centering_weight=0.0, continuity_weight=1.0)
+    deformation = ResidueFrameDeformation(
+        adk, 2, width=8, blocks=1, representation=8, centering_weight=0.0, continuity_weight=1.0
+    )
     n_res = adk.n_residues
     # move the last residue away by 5 Å: one Cα pair and one peptide bond change
     translations = torch.zeros(1, n_res, 3)
@@ -93,7 +97,9 @@ def test_continuity_sees_a_stretched_bond_but_not_a_chain_break(adk):
 
 
 def test_centering_penalises_a_global_translation(adk):
-    deformation = ResidueFrameDeformation(adk, 2, width=8, blocks=1, representation=8, centering_weight=0.1)
+    deformation = ResidueFrameDeformation(
+        adk, 2, width=8, blocks=1, representation=8, centering_weight=0.1
+    )
     points = deformation.reference[None] + torch.tensor([3.0, 0.0, 4.0])
     terms = deformation.regularization(points)
     assert float(terms["centering"]) == pytest.approx(0.1 * 25.0, rel=1e-5)

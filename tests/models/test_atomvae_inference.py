@@ -14,7 +14,9 @@ from cryomotion.models.pose_latent import pose_from_latent
 
 
 def _given(batch: int) -> Pose:
-    rotations = torch.as_tensor(Rotation.random(batch, random_state=0).as_matrix(), dtype=torch.float32)
+    rotations = torch.as_tensor(
+        Rotation.random(batch, random_state=0).as_matrix(), dtype=torch.float32
+    )
     return Pose(rotations, torch.randn(batch, 2))
 
 
@@ -28,9 +30,16 @@ def test_infer_pose_is_gram_schmidt_and_scaled_shift():
 def test_prior_of_the_rotation_latent_is_uniform():
     # Haar measure: E[R] = 0 and E[R_ij²] = 1/3; Gram–Schmidt of N(0, I) 6-vectors has both
     torch.manual_seed(0)
-    rotations = pose_from_latent(torch.randn(40000, 8, dtype=torch.float64), PoseMode.INFER).rotations
+    rotations = pose_from_latent(
+        torch.randn(40000, 8, dtype=torch.float64), PoseMode.INFER
+    ).rotations
     assert rotations.mean(0).abs().max() < 0.015
-    torch.testing.assert_close(rotations.square().mean(0), torch.full((3, 3), 1 / 3, dtype=torch.float64), atol=0.01, rtol=0)
+    torch.testing.assert_close(
+        rotations.square().mean(0),
+        torch.full((3, 3), 1 / 3, dtype=torch.float64),
+        atol=0.01,
+        rtol=0,
+    )
 
 
 def test_refine_at_zero_is_the_file_pose_and_corrects_around_it():
@@ -43,7 +52,10 @@ def test_refine_at_zero_is_the_file_pose_and_corrects_around_it():
     latent[:, 7] = 1.0  # v2 = (0, 1, 0.1): a rotation about x by atan(0.1)
     pose = pose_from_latent(latent, PoseMode.REFINE, given, 2.0, 0.1)
     torch.testing.assert_close(pose.shifts[:, 0], given.shifts[:, 0] + 2.0)
-    about_x = torch.as_tensor(Rotation.from_rotvec([torch.atan(torch.tensor(0.1)).item(), 0, 0]).as_matrix(), dtype=torch.float32)
+    about_x = torch.as_tensor(
+        Rotation.from_rotvec([torch.atan(torch.tensor(0.1)).item(), 0, 0]).as_matrix(),
+        dtype=torch.float32,
+    )
     torch.testing.assert_close(pose.rotations, given.rotations @ about_x, atol=1e-6, rtol=0)
     with pytest.raises(ValueError):
         pose_from_latent(latent, PoseMode.GIVEN, given)
@@ -53,7 +65,9 @@ def _encoder(mode: PoseMode, represent=None):
     torch.manual_seed(0)
     linear = torch.nn.Linear(3, 16)
     represent = represent or (lambda z: linear(z))
-    return ConformationPoseEncoder(8, 3, represent, representation=16, trunk=(32, 16), pose_hidden=(8, 8), pose_mode=mode)
+    return ConformationPoseEncoder(
+        8, 3, represent, representation=16, trunk=(32, 16), pose_hidden=(8, 8), pose_mode=mode
+    )
 
 
 def _batch(n: int) -> dict:
@@ -108,7 +122,11 @@ def test_gradients_reach_trunk_heads_and_decoder():
     decoder = torch.nn.Linear(3, 16)
     encoder = _encoder(PoseMode.INFER, represent=decoder).train()
     out = encoder(torch.randn(4, 8, 8), _batch(4), (2, 2))
-    loss = out.sample_pose.rotations.sum() + out.sample_pose.shifts.square().sum() + sum(v.sum() for v in out.priors.values())
+    loss = (
+        out.sample_pose.rotations.sum()
+        + out.sample_pose.shifts.square().sum()
+        + sum(v.sum() for v in out.priors.values())
+    )
     loss.backward()
     assert encoder.trunk.trunk[1].weight.grad.abs().sum() > 0
     assert encoder.conformation.mean.weight.grad.abs().sum() > 0

@@ -13,7 +13,9 @@ def test_frames_are_rotations_with_alphafold_axes(adk_open_path):
     frames = backbone_frames(model)
     assert frames.has_backbone.all()
     r = frames.rotations
-    np.testing.assert_allclose(r.transpose(0, 2, 1) @ r, np.broadcast_to(np.eye(3), r.shape), atol=1e-12)
+    np.testing.assert_allclose(
+        r.transpose(0, 2, 1) @ r, np.broadcast_to(np.eye(3), r.shape), atol=1e-12
+    )
     np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-12)
     ca = model.coords[frames.ca_index]
     c = model.coords[frames.c_index]

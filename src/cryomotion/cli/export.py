@@ -31,10 +31,10 @@ import argparse
 
 import numpy as np
 
+from cryomotion.cli.flag_types import integer
 from cryomotion.cli.output_guard import add_force_argument, check_output
 from cryomotion.data.selection import parse_indices
 from cryomotion.structure.io import check_fits_pdb
-from cryomotion.cli.flag_types import integer
 from cryomotion.train.results import export_models, export_prior_samples, load_run
 
 DEFAULT_COUNT = 100

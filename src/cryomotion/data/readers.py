@@ -49,9 +49,10 @@ def read_particles(
     replace the file's values or give them where it has none (``--amplitude-contrast``,
     ``--voltage``, ``--spherical-aberration``); a missing amplitude contrast is RELION's
     default 0 (with a warning), a missing voltage or Cs an InputError naming the flag.
-    ``require_angles`` False lets a RELION file come without angles (identity rotations;
-    for inferred poses). ``dataset_dir`` is the folder stack names are relative to (the RELION or cryoSPARC
+    ``dataset_dir`` is the folder stack names are relative to (the RELION or cryoSPARC
     project directory); default the metadata file's folder. Absolute names are accepted.
+    ``require_angles`` False lets a RELION file come without angles (identity rotations;
+    for inferred poses).
     """
     optics = {
         "amplitude_contrast": amplitude_contrast,

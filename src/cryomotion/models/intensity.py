@@ -159,6 +159,60 @@ class IntensityScale(nn.Module):
             ", ".join(f"{g:.4g}" for g in self.log_gain.exp().tolist()),
         )
 
+    @torch.no_grad()
+    def calibrate_power(
+        self,
+        measured: torch.Tensor,
+        rendered: torch.Tensor,
+        groups: torch.Tensor,
+        source: str = "the particles",
+    ) -> None:
+        """Set σ and the gains when the particles' poses are unknown (inferred poses):
+        measured (B, D, D) data units, the reference's projections under random poses with
+        the particles' CTFs (B, D, D) renderer units, groups (B,). σ as in ``calibrate``;
+        each group's gain matches powers, gain² = (mean y² − 1) / mean r² for the normalised
+        images y (white noise of variance 1 there) and the projections r, which needs no
+        pose. A group whose images hold no power above the noise starts at the noise level.
+        """
+        if self.mode == "none":
+            return
+        _, sigma = background_statistics(measured)
+        noise_sigma = float(torch.median(sigma))
+        if not math.isfinite(noise_sigma) or noise_sigma <= 0:
+            raise InputError(
+                f"{source}: the images' background has standard deviation {noise_sigma:.3g} "
+                "(expected noisy particle images, not blank or constant ones)"
+            )
+        self.noise_sigma.fill_(noise_sigma)
+        normalized = self.normalize(measured).double()
+        rendered = rendered.double()
+        for group in range(self.log_gain.shape[0]):
+            chosen = groups == group
+            if not bool(chosen.any()):
+                continue
+            signal = float(normalized[chosen].square().mean()) - 1.0
+            power = float(rendered[chosen].square().mean())
+            if power <= 0:
+                raise InputError(
+                    f"{source}: the reference model renders an empty image for optics group "
+                    f"{group + 1} (is the model inside the particles' box?)"
+                )
+            if signal <= 0:
+                log.warning(
+                    "optics group %d: no power above the noise in %d images; starting the "
+                    "gain at the noise level",
+                    group + 1,
+                    int(chosen.sum()),
+                )
+                signal = 1.0
+            self.log_gain[group] = 0.5 * math.log(signal / power)
+        log.info(
+            "intensity scale (poses unknown, by power): noise σ %.4g (data units); gain %s "
+            "per renderer unit",
+            noise_sigma,
+            ", ".join(f"{g:.4g}" for g in self.log_gain.exp().tolist()),
+        )
+
     def extra_repr(self) -> str:
         return f"mode={self.mode}, groups={self.log_gain.shape[0]}"
 

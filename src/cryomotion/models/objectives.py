@@ -151,6 +151,6 @@ class RegressionObjective:
 
     def __call__(self, model, batch: dict, phase=None) -> Loss:
         estimates = model(batch, render=False).estimates
-        error = (estimates.mean_latents - batch["target_latents"].to(estimates.mean_latents))
+        error = estimates.mean_latents - batch["target_latents"].to(estimates.mean_latents)
         per_image = (error / self.latent_scale).square().mean(dim=1)
         return Loss(per_image.mean(), per_image, {}, None)

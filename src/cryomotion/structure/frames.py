@@ -67,9 +67,12 @@ def backbone_frames(model: AtomicModel) -> BackboneFrames:
     has_backbone = (n_index >= 0) & (ca_index >= 0) & (c_index >= 0)
     coords = model.coords
     counts = np.bincount(model.residue_index, minlength=model.n_residues)
-    centroids = np.stack(
-        [np.bincount(model.residue_index, coords[:, k], model.n_residues) for k in range(3)], 1
-    ) / np.maximum(counts, 1)[:, None]
+    centroids = (
+        np.stack(
+            [np.bincount(model.residue_index, coords[:, k], model.n_residues) for k in range(3)], 1
+        )
+        / np.maximum(counts, 1)[:, None]
+    )
     origins = centroids.copy()
     rotations = np.broadcast_to(np.eye(3), (model.n_residues, 3, 3)).copy()
     full = np.nonzero(has_backbone)[0]

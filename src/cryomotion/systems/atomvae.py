@@ -11,7 +11,10 @@
   image by log-mean-exp (eq. 4), β = 1 on the conformation KL, 0.01 on the pose KL, 0.1
   centering, 0.01 continuity;
 - schedule: stage 1 ("poses") trains the encoder's pose branch on the base structure alone
-  with ``stage1_pose_samples`` pose samples, stage 2 ("all") trains everything.
+  with ``stage1_pose_samples`` pose samples, stage 2 ("all") trains everything. With
+  ``--pose-mode infer`` stage 1 adds by default a sleep term (``models.pose_sleep``: the
+  pose posterior learns from images dreamt from the base structure), which the seed does
+  not have (``sleep_weight`` 0 is the seed's objective).
 
 The seed samples 64 conformations × 4 poses per image (128 poses in stage 1) in batches of
 256; those cost 256 renders per image, so the defaults here are CPU-sized (8 × 2, 16) and
@@ -20,7 +23,7 @@ named in the run's config (``deformation`` section), where a GPU run raises them
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from cryomotion.deform.residue_frames import ResidueFrameDeformation
@@ -28,6 +31,7 @@ from cryomotion.errors import InputError
 from cryomotion.models.conformation_pose_encoder import ConformationPoseEncoder
 from cryomotion.models.objectives import ReconstructionObjective
 from cryomotion.models.pose import PoseMode
+from cryomotion.models.pose_sleep import PoseSleepObjective
 from cryomotion.models.schedule import Phase
 from cryomotion.structure.model import AtomicModel
 from cryomotion.systems.registry import InferenceInputs, System, SystemFlag
@@ -64,6 +68,9 @@ class AtomVAESettings:
     noise_sigma: float = 1.0  # per pixel, normalised units (the measured background noise)
     # stage 1's epochs (None: half of --epochs; 0 with --pose-mode given)
     pose_epochs: int | None = None
+    # stage 1 with --pose-mode infer: weight of the sleep term (models/pose_sleep.py), which
+    # trains the pose posterior on images dreamt from the base structure; 0: the seed's
+    sleep_weight: float = 1.0
 
 
 def prepare(reference: AtomicModel, latent_dim: int, settings: AtomVAESettings, run_dir: Path):
@@ -142,7 +149,11 @@ def schedule(
     first = pose_epochs(settings, epochs)
     phases = []
     if first:
-        stage1 = replace(objective, samples=1, pose_samples=settings.stage1_pose_samples)
+        stage1 = PoseSleepObjective(
+            **{f.name: getattr(objective, f.name) for f in fields(objective)},
+            sleep_weight=settings.sleep_weight,
+        )
+        stage1 = replace(stage1, samples=1, pose_samples=settings.stage1_pose_samples)
         phases.append(
             Phase("poses", first, stage1, train=("inference", "intensity"), use_conformation=False)
         )

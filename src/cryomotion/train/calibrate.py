@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from cryomotion.geometry.rotations import gram_schmidt
 from cryomotion.models.motion_model import MotionModel
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,13 @@ def calibrate_intensity(
     use_file_shifts: bool = True,
     source: str = "the particles",
     batch_size: int = 128,
+    poses_known: bool = True,
 ) -> None:
     """Set ``model.intensity`` from up to ``CALIBRATION_PARTICLES`` of ``indices``: the
     reference model (the deformation at zero latents) rendered with each particle's pose,
-    shift and CTF, against its image (``IntensityScale.calibrate``)."""
+    shift and CTF, against its image (``IntensityScale.calibrate``). With ``poses_known``
+    False (inferred poses) it is rendered under seeded uniform random rotations and the
+    gain matches powers instead (``IntensityScale.calibrate_power``)."""
     if model.intensity.mode == "none" or len(indices) == 0:
         return
     indices = np.asarray(indices, dtype=np.int64)
@@ -41,16 +45,21 @@ def calibrate_intensity(
     reference = model.deformation(zero).coords[0]
     measured, rendered, groups = [], [], []
     loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size)
+    generator = torch.Generator().manual_seed(0)
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         shifts = batch["shift"] if use_file_shifts else torch.zeros_like(batch["shift"])
-        rendered.append(model.renderer(reference, batch["rotation"], shifts, batch["ctf"]).cpu())
+        rotations = batch["rotation"]
+        if not poses_known:
+            shifts = torch.zeros_like(shifts)
+            six = torch.randn(len(shifts), 6, generator=generator).to(device)
+            rotations = gram_schmidt(six.to(rotations.dtype))
+        rendered.append(model.renderer(reference, rotations, shifts, batch["ctf"]).cpu())
         measured.append(batch["image"].cpu())
         group = batch.get("optics_group")
         groups.append(
             group.cpu() if group is not None else torch.zeros(len(shifts), dtype=torch.long)
         )
-    model.intensity.calibrate(
-        torch.cat(measured), torch.cat(rendered), torch.cat(groups), source=source
-    )
+    fit = model.intensity.calibrate if poses_known else model.intensity.calibrate_power
+    fit(torch.cat(measured), torch.cat(rendered), torch.cat(groups), source=source)
     model.train(was_training)

@@ -319,6 +319,7 @@ def train_run(
             device=context.device,
             use_file_shifts=config.data.use_file_shifts,
             source=str(config.data.particles),
+            poses_known=config.model.pose_mode != PoseMode.INFER.value,
         )
         if context.is_main:
             log.info(
