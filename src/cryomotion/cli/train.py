@@ -10,6 +10,12 @@ SYSTEM picks the motion model:
             bodies; correlation loss + KL (+ optional continuity and clash losses). RUN
             also receives segmentation.pdb (B-factor = segment), segments.tsv (residue
             ranges) and segmentation.png (per-residue membership).
+  atomvae   AtomVAE (seed 002): a ResNet decoder moves every residue as a rigid frame;
+            a VAE with a conformation posterior and, conditioned on its samples, a pose
+            posterior, so --pose-mode infer needs no poses in PARTICLES (a RELION file
+            without angles is read); trained on the base structure's poses first
+            (--pose-epochs), then everything; Gaussian likelihood, log-mean-exp over
+            --conformation-samples x --pose-samples; --coarse renders residue beads.
 
 PARTICLES is a RELION .star, a cryoSPARC .cs, or a stack (.mrcs/.txt) with cryoDRGN
 --poses and --ctf .pkl files (cryoDRGN stacks usually need --invert-data). MODEL is the
@@ -49,6 +55,7 @@ examples:
       --invert-data -o run --box 64
   cryomotion train nma -o run --resume
   cryomotion train segments particles.star reference.pdb -o run_seg --segments 8
+  cryomotion train atomvae particles.star reference.pdb -o run_vae --pose-mode infer --coarse
   cryomotion train nma particles.star ref.pdb -o run --set deformation.cutoff=12
   torchrun --nproc_per_node 4 -m cryomotion.cli.main train nma particles.star ref.pdb -o run
 """
@@ -76,7 +83,9 @@ from cryomotion.train.run_dir import RunPaths, read_run_reference
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "system", choices=sorted(SYSTEMS), help="motion model (nma: seed 000, segments: seed 001)"
+        "system",
+        choices=sorted(SYSTEMS),
+        help="motion model (nma: seed 000, segments: seed 001, atomvae: seed 002)",
     )
     parser.add_argument(
         "particles", nargs="?", metavar="PARTICLES", help="particles: .star, .cs, or a stack"

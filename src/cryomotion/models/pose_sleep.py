@@ -13,7 +13,7 @@ the pose posterior to recover the pose it was given (the "sleep" objective, a su
 regression). Its loss is the chordal distance |R̂ − R|²_F (= 8 sin²(θ/2) for an error θ)
 plus the squared shift error in units of the prior's scale, for the posterior mean. The
 seed's discussion names wake–sleep training as the next thing to try; here it is an
-option of stage 1 (``sleep_weight``; 0 gives the seed's objective exactly).
+optional phase before stage 1 (AtomVAE's ``dream_epochs``; 0 gives the seed's schedule).
 """
 
 from __future__ import annotations
@@ -52,19 +52,18 @@ def pose_sleep_loss(module, batch: dict, noise_sigma: float = 1.0) -> torch.Tens
 
 @dataclass(frozen=True)
 class PoseSleepObjective(ReconstructionObjective):
-    """AtomVAE's stage-1 objective plus ``sleep_weight`` × the sleep loss (``infer`` only:
-    with poses refined around the file's, the wake objective alone)."""
-
-    sleep_weight: float = 1.0
+    """The sleep loss alone (AtomVAE's "dream" phase before its pose stage), for
+    ``--pose-mode infer``; with poses refined around the file's, the wake objective (the
+    inherited ``ReconstructionObjective``) instead. The wake objective is not added to the
+    sleep loss: its gradient, the image gradient at the best pose sample, is orders of
+    magnitude larger and, while the posterior is far from the poses, mostly noise that
+    keeps the regression from learning (measured: 100° median error after 1,200 steps of
+    wake + 100 × sleep on a rigid AdK simulation, against 23° for the sleep loss alone)."""
 
     def __call__(self, model, batch: dict, phase=None) -> Loss:
-        loss = super().__call__(model, batch, phase)
         module = getattr(model, "module", model)  # the DDP wrapper's model
-        if not self.sleep_weight or getattr(module.inference, "pose_mode", None) is not (
-            PoseMode.INFER
-        ):
-            return loss
-        sleep = self.sleep_weight * pose_sleep_loss(module, batch, self.noise_sigma)
-        return Loss(
-            loss.total + sleep, loss.per_image, {**loss.terms, "pose_sleep": sleep}, loss.output
-        )
+        if getattr(module.inference, "pose_mode", None) is not PoseMode.INFER:
+            return super().__call__(model, batch, phase)
+        sleep = pose_sleep_loss(module, batch, self.noise_sigma)
+        per_image = sleep.detach().expand(batch["image"].shape[0])
+        return Loss(sleep, per_image, {"pose_sleep": sleep}, None)

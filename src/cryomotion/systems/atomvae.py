@@ -11,10 +11,9 @@
   image by log-mean-exp (eq. 4), β = 1 on the conformation KL, 0.01 on the pose KL, 0.1
   centering, 0.01 continuity;
 - schedule: stage 1 ("poses") trains the encoder's pose branch on the base structure alone
-  with ``stage1_pose_samples`` pose samples, stage 2 ("all") trains everything. With
-  ``--pose-mode infer`` stage 1 adds by default a sleep term (``models.pose_sleep``: the
-  pose posterior learns from images dreamt from the base structure), which the seed does
-  not have (``sleep_weight`` 0 is the seed's objective).
+  with ``stage1_pose_samples`` pose samples, stage 2 ("all") trains everything. Optionally
+  (``dream_epochs`` > 0, ``--dream-epochs``; not in the seed) a "dream" phase first trains
+  the pose posterior on images dreamt from the base structure (``models.pose_sleep``).
 
 The seed samples 64 conformations × 4 poses per image (128 poses in stage 1) in batches of
 256; those cost 256 renders per image, so the defaults here are CPU-sized (8 × 2, 16) and
@@ -68,9 +67,10 @@ class AtomVAESettings:
     noise_sigma: float = 1.0  # per pixel, normalised units (the measured background noise)
     # stage 1's epochs (None: half of --epochs; 0 with --pose-mode given)
     pose_epochs: int | None = None
-    # stage 1 with --pose-mode infer: weight of the sleep term (models/pose_sleep.py), which
-    # trains the pose posterior on images dreamt from the base structure; 0: the seed's
-    sleep_weight: float = 1.0
+    # --pose-mode infer: epochs of a "dream" phase before stage 1 that trains the pose
+    # posterior on images dreamt from the base structure (models/pose_sleep.py; not in the
+    # seed, whose schedule 0 gives)
+    dream_epochs: int = 0
 
 
 def prepare(reference: AtomicModel, latent_dim: int, settings: AtomVAESettings, run_dir: Path):
@@ -109,7 +109,8 @@ def build_inference(inputs: InferenceInputs) -> ConformationPoseEncoder:
     config = inputs.config
     settings: AtomVAESettings = config.deformation
     mode = PoseMode.parse(config.model.pose_mode)
-    if mode is PoseMode.GIVEN and pose_epochs(settings, config.training.epochs) > 0:
+    stage1 = pose_epochs(settings, config.training.epochs) + settings.dream_epochs
+    if mode is PoseMode.GIVEN and stage1 > 0:
         raise InputError(
             "--pose-mode given: AtomVAE's pose stage has nothing to learn; add --pose-epochs 0 "
             "(or use --pose-mode infer, the seed's, or refine)"
@@ -146,19 +147,19 @@ def schedule(
     settings: AtomVAESettings, epochs: int, objective: ReconstructionObjective
 ) -> list[Phase]:
     """Stage 1 (pose branch on the base structure), then stage 2 (everything)."""
-    first = pose_epochs(settings, epochs)
+    dream = min(settings.dream_epochs, epochs)
+    first = min(pose_epochs(settings, epochs), epochs - dream)
+    stage1 = replace(objective, samples=1, pose_samples=settings.stage1_pose_samples)
     phases = []
+    if dream:
+        sleep = PoseSleepObjective(**{f.name: getattr(stage1, f.name) for f in fields(stage1)})
+        phases.append(Phase("dream", dream, sleep, train=("inference",), use_conformation=False))
     if first:
-        stage1 = PoseSleepObjective(
-            **{f.name: getattr(objective, f.name) for f in fields(objective)},
-            sleep_weight=settings.sleep_weight,
-        )
-        stage1 = replace(stage1, samples=1, pose_samples=settings.stage1_pose_samples)
         phases.append(
             Phase("poses", first, stage1, train=("inference", "intensity"), use_conformation=False)
         )
-    if epochs - first or not phases:
-        phases.append(Phase("all", epochs - first, objective))
+    if epochs - dream - first or not phases:
+        phases.append(Phase("all", epochs - dream - first, objective))
     return phases
 
 
@@ -178,6 +179,13 @@ SYSTEM = System(
             "--pose-epochs",
             "deformation.pose_epochs",
             "epochs of the pose stage on the base structure (default: half of --epochs)",
+            0,
+        ),
+        SystemFlag(
+            "--dream-epochs",
+            "deformation.dream_epochs",
+            "--pose-mode infer: epochs that first train the pose posterior on images dreamt "
+            "from the base structure (default 0, the seed's schedule)",
             0,
         ),
         SystemFlag(
