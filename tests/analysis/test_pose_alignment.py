@@ -39,3 +39,15 @@ def test_flags_a_mirrored_solution(truth):
     # random poses are not aligned by anything: median error near the uniform's 126°
     errors, _, _ = align_rotations(Rotation.random(300, random_state=3).as_matrix(), truth)
     assert np.median(errors) > 90
+
+
+def test_fast_pairwise_rmsd_equals_the_superposing_one():
+    from cryomotion.analysis.metrics import pairwise_rmsd, pairwise_rmsd_fast
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(12, 40, 3))
+    turned = np.einsum("nij,naj->nai", Rotation.random(12, random_state=2).as_matrix(), a)
+    b = turned[::-1] + rng.normal(scale=0.3, size=a.shape) + 5.0
+    np.testing.assert_allclose(pairwise_rmsd_fast(a, b, chunk=7), pairwise_rmsd(a, b), atol=1e-9)
+    # a rotated, translated copy superposes exactly
+    assert np.diag(pairwise_rmsd_fast(a, turned + 3.0)).max() < 1e-6

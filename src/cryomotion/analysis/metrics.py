@@ -151,3 +151,40 @@ def align_rotations(
         if best is None or np.median(errors) < np.median(best[0]):
             best = (errors, g, mirrored)
     return best
+
+
+def pairwise_rmsd_fast(a: np.ndarray, b: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """``pairwise_rmsd(a, b)`` (superposed) for large ensembles: (n, m) Å.
+
+    Horn's quaternion method: after centring, the best proper rotation of model i onto
+    model j leaves rmsd² = (|a_i|² + |b_j|² − 2 λ_max(N_ij)) / atoms, with N_ij the 4 × 4
+    symmetric matrix built from the 3 × 3 covariance Σ_atoms a_i b_jᵀ; the n·m covariances
+    are nine matrix products, the eigenvalues are taken ``chunk`` pairs at a time.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    atoms = a.shape[1]
+    cov = np.empty((len(a), len(b), 3, 3))
+    for k in range(3):
+        for m in range(3):
+            cov[:, :, k, m] = a[:, :, k] @ b[:, :, m].T
+    s = cov.reshape(-1, 3, 3)
+    sxx, sxy, sxz = s[:, 0, 0], s[:, 0, 1], s[:, 0, 2]
+    syx, syy, syz = s[:, 1, 0], s[:, 1, 1], s[:, 1, 2]
+    szx, szy, szz = s[:, 2, 0], s[:, 2, 1], s[:, 2, 2]
+    rows = [
+        [sxx + syy + szz, syz - szy, szx - sxz, sxy - syx],
+        [syz - szy, sxx - syy - szz, sxy + syx, szx + sxz],
+        [szx - sxz, sxy + syx, -sxx + syy - szz, syz + szy],
+        [sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz],
+    ]
+    largest = np.empty(len(s))
+    for start in range(0, len(s), chunk):
+        part = slice(start, start + chunk)
+        horn = np.stack([np.stack([entry[part] for entry in row], -1) for row in rows], -2)
+        largest[part] = np.linalg.eigvalsh(horn)[:, -1]
+    norms = (a**2).sum((1, 2))[:, None] + (b**2).sum((1, 2))[None, :]
+    squared = (norms - 2.0 * largest.reshape(len(a), len(b))) / atoms
+    return np.sqrt(np.clip(squared, 0.0, None))
