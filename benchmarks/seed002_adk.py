@@ -87,7 +87,7 @@ def simulate(args) -> dict:
 
 
 def train(args, data: dict, mode: str) -> tuple[Path, float]:
-    folder = Path(args.workdir) / mode
+    folder = Path(args.workdir) / (mode + args.tag)
     if (folder / "latents.npz").is_file():
         return folder, float("nan")
     infer = mode == "infer"
@@ -98,6 +98,7 @@ def train(args, data: dict, mode: str) -> tuple[Path, float]:
         stage1_pose_samples=args.stage1_pose_samples,
         pose_epochs=args.pose_epochs if infer else 0,
         dream_epochs=args.dream_epochs if infer else 0,
+        continuity_weight=args.continuity_weight,
     )
     epochs = args.epochs + (args.pose_epochs + args.dream_epochs if infer else 0)
     config = RunConfig(
@@ -180,6 +181,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--ensemble", type=int, default=2048)
+    parser.add_argument("--continuity-weight", type=float, default=0.01, help="the seed's: 0.01")
+    parser.add_argument("--modes", default="given,infer", help="runs, e.g. given")
+    parser.add_argument("--tag", default="", help="suffix of the runs' folders")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-write", action="store_true")
@@ -188,7 +192,7 @@ def main() -> None:
     began = datetime.datetime.now()
     data = simulate(args)
     results = {}
-    for mode in ("given", "infer"):
+    for mode in args.modes.split(","):
         folder, seconds = train(args, data, mode)
         results[mode] = evaluate(args, data, folder)
         phases = (
