@@ -72,7 +72,11 @@ def test_rigid_motion_has_zero_penalty_and_a_stretch_the_analytic_one(mesh):
     inverse = torch.as_tensor(mesh.rest_edge_inverse())
     weights = torch.as_tensor(mesh.weights)
     rotation = Rotation.from_rotvec([0.3, -0.5, 0.8]).as_matrix()
-    rigid = vertices @ torch.as_tensor(rotation).T + torch.tensor([3.0, -1.0, 2.0], dtype=torch.float64) - vertices
+    rigid = (
+        vertices @ torch.as_tensor(rotation).T
+        + torch.tensor([3.0, -1.0, 2.0], dtype=torch.float64)
+        - vertices
+    )
     affine = element_affine(vertices, elements, inverse, rigid)
     np.testing.assert_allclose(affine.numpy(), np.broadcast_to(rotation, affine.shape), atol=1e-9)
     assert float(rigidity_penalty(affine, weights)) == pytest.approx(0.0, abs=1e-12)
@@ -99,8 +103,12 @@ def test_zero_flow_is_the_identity(mesh):
         deformation.generator.output.weight.zero_()  # the generator's flow is then zero
     z = torch.randn(4, 2)
     out = deformation(z)
-    np.testing.assert_allclose(out.points.detach().numpy(), np.broadcast_to(points, (4, 50, 3)), atol=1e-5)
-    np.testing.assert_allclose(deformation.atoms(z).detach().numpy(), np.broadcast_to(atoms, (4, 30, 3)), atol=1e-5)
+    np.testing.assert_allclose(
+        out.points.detach().numpy(), np.broadcast_to(points, (4, 50, 3)), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        deformation.atoms(z).detach().numpy(), np.broadcast_to(atoms, (4, 30, 3)), atol=1e-5
+    )
     assert float(out.regularization["rigidity"]) == pytest.approx(0.0, abs=1e-8)
     np.testing.assert_allclose(out.amplitudes.detach().numpy(), np.ones(50), rtol=1e-6)
 
@@ -112,7 +120,9 @@ def test_vertex_mask_holds_the_flow_at_zero(mesh):
         mesh, atoms, np.ones(30), 1.0, atoms, 2, vertex_mask=np.zeros(mesh.n_vertices)
     )
     moved = deformation.atoms(torch.randn(3, 2) * 5)
-    np.testing.assert_allclose(moved.detach().numpy(), np.broadcast_to(atoms, (3, 30, 3)), atol=1e-5)
+    np.testing.assert_allclose(
+        moved.detach().numpy(), np.broadcast_to(atoms, (3, 30, 3)), atol=1e-5
+    )
 
 
 def test_mesh_round_trips_through_a_file(mesh, tmp_path):

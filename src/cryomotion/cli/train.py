@@ -317,6 +317,10 @@ def run(args: argparse.Namespace) -> int:
             arrays = load_arrays(membership, {"membership": ("residues", "segments")})
             reference = read_run_reference(paths, config.reference)
             write_segmentation_products(reference, arrays["membership"], paths.root)
+        if config.system == "flex":  # 3DFlex: canonical map, convected series, mesh
+            from cryomotion.analysis.flex_maps import write_run_products
+
+            write_run_products(paths.root)
         print(f"run folder: {paths.root}")
         print(f"latents:    {paths.latents}")
         if paths.refined_poses.is_file():

@@ -125,7 +125,7 @@ class FlowFieldDeformation(Deformation):
         self.generator = FlowGenerator(latent_dim, mesh.n_vertices, tuple(hidden), flow_scale)
 
         def buffer(name, value, dtype=torch.float32):
-            self.register_buffer(name, torch.as_tensor(np.asarray(value), dtype=dtype))
+            self.register_buffer(name, torch.as_tensor(np.array(value), dtype=dtype))
 
         buffer("reference", points)
         buffer("vertices", mesh.vertices)

@@ -25,6 +25,7 @@ from cryomotion.structure.model import AtomicModel
 SYSTEMS: dict[str, str] = {
     "nma": "cryomotion.systems.nma",
     "segments": "cryomotion.systems.segments",
+    "flex": "cryomotion.systems.flex",
 }
 
 

@@ -144,7 +144,7 @@ def decode_latents(run: TrainedRun, latents: np.ndarray, batch_size: int = 256) 
     rest = run.deformation.rest().points
     parts = []
     for start in range(0, len(latents), batch_size):
-        points = run.deformation(torch.as_tensor(latents[start : start + batch_size])).points
+        points = run.deformation.atoms(torch.as_tensor(latents[start : start + batch_size]))
         parts.append((superpose_onto(points, rest) if superpose else points).numpy())
     if not parts:
         return np.zeros((0, run.reference.n_atoms, 3), dtype=np.float32)

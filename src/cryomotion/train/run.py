@@ -152,6 +152,9 @@ def build_model(
     deformation = system.build_deformation(
         reference, config.model.latent_dim, config.deformation, paths.root
     )
+    if (scatterers := deformation.scatterers()) is not None:
+        # the deformation's points are not the reference's atoms (3DFlex's pseudo-atoms)
+        renderer = AtomRenderer(scatterers, dataset.box, dataset.pixel_size, rotation_center=center)
     pose_mode = PoseMode.parse(config.model.pose_mode)
     if pose_mode.value not in system.pose_modes:
         raise InputError(

@@ -292,6 +292,10 @@ class Trainer:
         table, if any, takes its inner steps on the unwrapped module and is synchronised.
         """
         batch = self._to_device(batch)
+        # An auto-decoder (3DFlex's latent table) infers the batch's latents first, by its
+        # inner loop on the unwrapped module, and all-gathers the rows (no-op otherwise).
+        self.module.inference.infer(self.module, batch, self.phase)
+        self.module.inference.sync(batch["index"])
         loss = self.phase.objective(self.model, batch, self.phase)
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
@@ -446,6 +450,8 @@ class Trainer:
         loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
         for batch in loader:
             batch = self._to_device(batch)
+            # an auto-decoder's inner loop (gradients on; rows written on this process only)
+            self.module.inference.infer(self.module, batch, self.phase, predict=True)
             with torch.no_grad():
                 output = self.module(batch, render=False)
             estimates, pose = output.estimates, output.pose
