@@ -108,31 +108,44 @@ def pairwise_agreement(models: dict[str, np.ndarray]) -> dict[tuple[str, str], n
 class SharedLandscape:
     """Per-particle models of several systems on the principal components of them all.
 
-    coordinates : system -> (n, k) Å along each component (the RMS displacement of the
-        atoms per unit is 1/√atoms of the coordinate: a coordinate is ‖Δx‖ over all atoms).
-    components : (k, atoms·3) unit vectors; mean : (atoms, 3) Å; explained : (k,).
+    Each system's models are superposed onto the reference and centred on their own mean
+    before the pooled PCA, so the components describe the motions the systems see, not
+    the constant offset between one system's models and another's (the agreement table
+    shows that).
+
+    coordinates : system -> (n, k) Å along each unit component (a coordinate is ‖Δx‖
+        over all atoms; the RMS displacement per atom is that over √atoms).
+    components : (k, atoms·3) unit vectors; means : system -> (atoms, 3) Å;
+    explained : (k,) fraction of the pooled variance; reference : (atoms, 3) Å.
     """
 
     coordinates: dict[str, np.ndarray]
     components: np.ndarray
-    mean: np.ndarray
+    means: dict[str, np.ndarray]
     explained: np.ndarray
+    reference: np.ndarray
+
+    def project(self, models: np.ndarray, system: str) -> np.ndarray:
+        """(n, k) coordinates of other models (n, atoms, 3) of ``system``."""
+        aligned = superpose(models, self.reference) - self.means[system]
+        return aligned.reshape(len(aligned), -1) @ self.components.T
 
 
 def shared_landscape(
     models: dict[str, np.ndarray], reference: np.ndarray, n_components: int = 2
 ) -> SharedLandscape:
-    """PCA of every system's models (n, atoms, 3), each superposed onto ``reference``
-    (atoms, 3) first, so a global rotation of one system's models is not a motion."""
+    """The pooled PCA of every system's models (n, atoms, 3) (see ``SharedLandscape``)."""
     aligned = {name: superpose(coords, reference) for name, coords in models.items()}
-    stacked = np.concatenate([a.reshape(len(a), -1) for a in aligned.values()])
-    mean = stacked.mean(axis=0)
-    _, singular, vt = np.linalg.svd(stacked - mean, full_matrices=False)
+    means = {name: a.mean(axis=0) for name, a in aligned.items()}
+    stacked = np.concatenate([(a - means[name]).reshape(len(a), -1) for name, a in aligned.items()])
+    _, singular, vt = np.linalg.svd(stacked, full_matrices=False)
     k = min(n_components, len(vt))
     variance = singular**2
     explained = variance[:k] / max(variance.sum(), 1e-30)
-    coordinates = {name: (a.reshape(len(a), -1) - mean) @ vt[:k].T for name, a in aligned.items()}
-    return SharedLandscape(coordinates, vt[:k], mean.reshape(-1, 3), explained)
+    coordinates = {
+        name: (a - means[name]).reshape(len(a), -1) @ vt[:k].T for name, a in aligned.items()
+    }
+    return SharedLandscape(coordinates, vt[:k], means, explained, reference)
 
 
 def against_truth(
