@@ -43,6 +43,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "export": ("cryomotion.cli.export", "write the per-particle atomic models of a run"),
     "analyze": ("cryomotion.cli.analyze", "latent landscape, states, motions, maps, report"),
     "reconstruct": ("cryomotion.cli.reconstruct", "3-D map, half maps and FSC from particles"),
+    "compare": ("cryomotion.cli.compare", "train several systems on the same particles, compare"),
 }
 
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from cryomotion.atomic_write import atomic_path
+from cryomotion.data.particles import ParticleTable
+from cryomotion.data.readers import read_particles
 from cryomotion.deform.base import Deformation
 from cryomotion.errors import InputError
 from cryomotion.geometry.superposition import superpose_onto
@@ -61,6 +63,22 @@ class TrainedRun:
     @property
     def n_particles(self) -> int:
         return len(self.particle_index)
+
+
+def run_particles(config: RunConfig) -> ParticleTable:
+    """The particle table a run's ``config`` trained on (its data section's files and
+    overrides)."""
+    data = config.data
+    return read_particles(
+        data.particles,
+        poses=data.poses,
+        ctf=data.ctf,
+        pixel_size=data.pixel_size,
+        dataset_dir=data.dataset_dir,
+        amplitude_contrast=data.amplitude_contrast,
+        voltage=data.voltage,
+        spherical_aberration=data.spherical_aberration,
+    )
 
 
 def load_run(run_dir: str | Path) -> TrainedRun:
