@@ -201,8 +201,12 @@ def prepare(reference: AtomicModel, latent_dim: int, settings: FlexSettings, run
             raise InputError(
                 f"{source}: {latents.shape[1]} latent dimensions, expected at least {latent_dim}"
             )
+        # standardised (zero mean, unit sd per axis) to sit under the unit Gaussian prior,
+        # whatever the other method's units (e.g. normal-mode amplitudes in Å)
+        latents = latents[:, :latent_dim].astype(np.float64)
+        latents = (latents - latents.mean(0)) / np.maximum(latents.std(0), 1e-12)
         with atomic_path(run_dir / INITIAL_LATENTS_FILE) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, latents[:, :latent_dim].astype(np.float32))
+            np.save(handle, latents.astype(np.float32))
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(
             handle,
@@ -338,7 +342,7 @@ SYSTEM = System(
                    "consensus map (.mrc, model frame); default: the model's potential",
                    value_type=str),
         SystemFlag("--init-latents", "deformation.init_latents",
-                   "start the latents from another run's latents.npz (RUN folder)",
+                   "start the latents from another run (RUN or its latents.npz), standardised",
                    value_type=str),
         SystemFlag("--flow-mask", "deformation.flow_mask",
                    "mask (.mrc): the flow is zero where it is < 0.5", value_type=str),
