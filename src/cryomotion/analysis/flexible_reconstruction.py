@@ -31,7 +31,7 @@ from cryomotion.analysis.reconstruction import fsc_plot, fsc_table, reconstruct,
 from cryomotion.data.dataset import ParticleDataset
 from cryomotion.data.poses import resolve_rotation_center
 from cryomotion.data.readers import read_particles
-from cryomotion.deform.mesh import sample_map, threshold_mask, voxel_centers
+from cryomotion.deform.mesh import sample_map, soft_mask, threshold_mask, voxel_centers
 from cryomotion.errors import InputError
 from cryomotion.imaging.renderer import AtomRenderer
 from cryomotion.models.intensity import IntensityScale
@@ -64,6 +64,20 @@ class FlexibleReconstruction:
         return {
             name: resolution_at(self.frequency, c, threshold) for name, c in self.curves.items()
         }
+
+
+def masked_fsc(
+    map_a: np.ndarray, map_b: np.ndarray, mask: np.ndarray, voxel_size: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """FSC of two maps in a soft ``mask``, each map's weighted mean inside the mask taken
+    out first (a shared offset times the mask would otherwise correlate at every
+    frequency): (frequency 1/Å, FSC) per shell."""
+    weight = float(mask.sum())
+
+    def centred(volume: np.ndarray) -> np.ndarray:
+        return (volume - float((volume * mask).sum()) / weight) * mask
+
+    return fourier_shell_correlation(centred(map_a), centred(map_b), voxel_size)
 
 
 def _dataset(run: TrainedRun, box: int | None) -> tuple[ParticleDataset, object]:
@@ -198,24 +212,22 @@ def flexible_half_maps(
     threshold = run.config.deformation.threshold_fraction * float(density.max())
     consensus_mask = threshold_mask(density, threshold, 1).astype(np.float64)
     grid = voxel_centers((size,) * 3, voxel, origin).reshape(-1, 3)
-    mask = (
-        sample_map(
-            consensus_mask, float(prepared["density_voxel"]), prepared["density_origin"], grid
-        )
-        .reshape(size, size, size)
-        .astype(np.float32)
+    inside = sample_map(
+        consensus_mask, float(prepared["density_voxel"]), prepared["density_origin"], grid
     )
+    mask = soft_mask(inside.reshape(size, size, size) > 0.5)
     rigid = reconstruct(
         dataset, indices, halves=labels, mask=mask, rotation_center=center, seed=seed,
         device=device, progress=progress,
     )  # fmt: skip
     frequency, flexible = fourier_shell_correlation(halves[0], halves[1], voxel)
-    _, flexible_masked = fourier_shell_correlation(halves[0] * mask, halves[1] * mask, voxel)
+    _, flexible_masked = masked_fsc(halves[0], halves[1], mask, voxel)
+    _, rigid_masked = masked_fsc(rigid.half_maps[0], rigid.half_maps[1], mask, voxel)
     curves = {
         "flexible": flexible,
         "flexible_masked": flexible_masked,
         "rigid": rigid.fsc,
-        "rigid_masked": rigid.fsc_masked,
+        "rigid_masked": rigid_masked,
     }
     training_box = run.config.data.box or size
     nyquist = 2 * voxel * size / training_box
