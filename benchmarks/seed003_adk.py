@@ -122,6 +122,7 @@ def map_to_truth(volume, truth, reference, result, moving_atoms) -> dict:
     """FSC of ``volume`` to the best-matching true frame's potential, global and in the
     moving domains' mask: resolutions at 0.5 and 0.143 and the mean FSC to Nyquist."""
     size = volume.shape[0]
+    training_nyquist = result.training_nyquist
     best = None
     for frame in np.linspace(0, len(truth["frame_coords"]) - 1, 7).round().astype(int):
         coords = truth["frame_coords"][frame]
@@ -138,11 +139,14 @@ def map_to_truth(volume, truth, reference, result, moving_atoms) -> dict:
         frequency, whole = masked_fsc(volume, true_map, consensus, result.voxel_size)
         _, local = masked_fsc(volume, true_map, mask, result.voxel_size)
         score = float(local[1:].mean())
+        high = frequency > 1.0 / training_nyquist
         if best is None or score > best["mean_masked"]:
             best = {
                 "frame": int(frame),
                 "mean_masked": score,
                 "mean_global": float(whole[1:].mean()),
+                "high_global": float(whole[high].mean()),
+                "high_masked": float(local[high].mean()),
                 "global_0.5": resolution_at(frequency, whole, 0.5),
                 "masked_0.5": resolution_at(frequency, local, 0.5),
                 "global_0.143": resolution_at(frequency, whole, 0.143),
@@ -176,7 +180,12 @@ def evaluate(sim: Path, nma: Path, flex: Path, halves, args) -> dict:
         "rigid_to_truth": map_to_truth(rigid, truth, reference, halves, moving_atoms),
         "half_map_0.143": halves.resolutions(0.143),
         "half_map_0.5": halves.resolutions(0.5),
+        "half_map_high_band": {
+            name: float(curve[halves.frequency > 1.0 / halves.training_nyquist].mean())
+            for name, curve in halves.curves.items()
+        },
         "training_nyquist": halves.training_nyquist,
+        "full_nyquist": 2 * halves.voxel_size,
         "latent_pc1_spearman": float(rho),
         "latent_axis_spearman": [float(v) for v in rho_axes],
         "rmsd_flex": ca_rmsd(flex, truth),
@@ -189,7 +198,8 @@ def markdown(results: dict, args, seconds: dict) -> str:
     f, r = results["flexible_to_truth"], results["rigid_to_truth"]
     h5, h1 = results["half_map_0.5"], results["half_map_0.143"]
     lines = [
-        "## Seed 003: 3DFlex on a non-linear AdK motion (`benchmarks/seed003_adk.py`)",
+        f"## Seed 003: 3DFlex on a non-linear AdK motion, SNR {args.snr} "
+        "(`benchmarks/seed003_adk.py`)",
         "",
         f"{args.particles} AdK particles along `adk_hinge_path` ({args.frames} frames, LID then "
         f"NMP closing about their hinges; uniform), {args.box} px at {args.pixel_size} Å/px, "
@@ -201,15 +211,23 @@ def markdown(results: dict, args, seconds: dict) -> str:
         f"({args.lbfgs} passes per half). Run {datetime.date.today()} on 1 CPU thread, under "
         "load from other jobs: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + ".",
         "",
-        "| map vs its best-matching true frame | FSC 0.5 in consensus mask | FSC 0.5 moving "
-        "domains | mean FSC in consensus mask | mean FSC moving domains | frame |",
-        "|---|---:|---:|---:|---:|---:|",
-        f"| 3DFlex canonical (mean of half maps) | {f['global_0.5']:.2f} Å | "
-        f"{f['masked_0.5']:.2f} Å | {f['mean_global']:.3f} | {f['mean_masked']:.3f} | "
-        f"{f['frame']} |",
-        f"| rigid reconstruction (same particles) | {r['global_0.5']:.2f} Å | "
-        f"{r['masked_0.5']:.2f} Å | {r['mean_global']:.3f} | {r['mean_masked']:.3f} | "
-        f"{r['frame']} |",
+        "FSC of each map to the true map (mean-removed, soft masks; each map against the "
+        "true frame of the path it matches best); *high band*: the mean FSC beyond the "
+        "training Nyquist.",
+        "",
+        "| map vs truth | FSC 0.5, consensus mask | FSC 0.5, moving domains "
+        "| mean FSC, consensus mask | mean FSC, moving domains | high band, consensus mask "
+        "| high band, moving domains | best frame |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        *[
+            f"| {label} | {m['global_0.5']:.2f} Å | {m['masked_0.5']:.2f} Å | "
+            f"{m['mean_global']:.3f} | {m['mean_masked']:.3f} | {m['high_global']:.3f} | "
+            f"{m['high_masked']:.3f} | {m['frame']} of {args.frames - 1} |"
+            for label, m in (
+                ("3DFlex canonical (mean of half maps)", f),
+                ("rigid reconstruction (same particles)", r),
+            )
+        ],
         "",
         "| half-map FSC | flexible | flexible, masked | rigid | rigid, masked |",
         "|---|---:|---:|---:|---:|",
@@ -217,6 +235,12 @@ def markdown(results: dict, args, seconds: dict) -> str:
         f"| {h1['rigid_masked']:.2f} Å |",
         f"| 0.5 | {h5['flexible']:.2f} Å | {h5['flexible_masked']:.2f} Å | {h5['rigid']:.2f} Å "
         f"| {h5['rigid_masked']:.2f} Å |",
+        "| mean FSC beyond the training Nyquist | "
+        + " | ".join(
+            f"{results['half_map_high_band'][k]:.3f}"
+            for k in ("flexible", "flexible_masked", "rigid", "rigid_masked")
+        )
+        + " |",
         "",
         f"Latents vs the true path coordinate: |Spearman ρ| {results['latent_pc1_spearman']:.2f} "
         "(first principal component), per axis "
@@ -229,7 +253,49 @@ def markdown(results: dict, args, seconds: dict) -> str:
         f"| NMA, 2 modes (the initialisation) | {results['rmsd_nma']:.2f} |",
         f"| rigid reference | {results['rmsd_rigid']:.2f} |",
     ]
+    lines += ["", closing_note(results)]
     return "\n".join(lines)
+
+
+def closing_note(results: dict) -> str:
+    """What the numbers say about the seed's claim, in words."""
+    f, r = results["flexible_to_truth"], results["rigid_to_truth"]
+    moving = f["mean_masked"] - r["mean_masked"]
+    overall = f["mean_global"] - r["mean_global"]
+    verdict = "beats" if moving > 0.01 else ("matches" if moving > -0.01 else "trails")
+    text = (
+        f"**Verdict.** In the moving domains the 3DFlex canonical map {verdict} the rigid "
+        f"reconstruction against the truth (mean FSC {f['mean_masked']:.3f} vs "
+        f"{r['mean_masked']:.3f}, beyond the training Nyquist {f['high_masked']:.3f} vs "
+        f"{r['high_masked']:.3f}); over the whole consensus mask the difference is "
+        f"{overall:+.3f}. The rigid map matches frame {r['frame']} of the path best, the "
+        f"canonical map frame {f['frame']} (frame 0 is the reference it started from)."
+    )
+    if r["high_global"] > f["high_global"]:
+        text += (
+            f" Over the whole mask beyond the training Nyquist the rigid map is ahead "
+            f"({r['high_global']:.3f} vs {f['high_global']:.3f}): the static core fills most of "
+            "the mask, where convection has nothing to gain, and the likely costs are the few "
+            "L-BFGS passes (an iterative least-squares fit resolves the highest frequencies "
+            "last, while direct Fourier inversion is exact) and residual flow in the core "
+            "(not measured separately)."
+        )
+    text += (
+        " The unmasked half-map FSC of the flexible maps is flattered by their shared "
+        "support (pseudo-atoms only inside the consensus mask, so the solvent is exactly zero "
+        "in both halves); the masked columns compare like with like."
+    )
+    if moving <= 0.01:
+        text += (
+            " Where it does not win, the flow has not captured the motion well enough for "
+            "convection to align the domains better than averaging does."
+        )
+    text += (
+        f" A resolution of {results['full_nyquist']:.2f} Å (the full box's Nyquist) means the "
+        "curve never fell below the threshold: at this noise level and particle count such "
+        "thresholds saturate, so the mean FSCs are the comparison."
+    )
+    return text
 
 
 def main() -> None:
@@ -250,8 +316,18 @@ def main() -> None:
     parser.add_argument("--lbfgs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--section", default="seed003", help="docs/results.md section name")
+    parser.add_argument("--report-only", action="store_true", help="rewrite from results.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    saved = args.workdir / "results.json"
+    if args.report_only:  # rewrite the section from a finished run's results
+        results = json.loads(saved.read_text())
+        text = markdown(results, args, results.pop("seconds", {}))
+        print(text)
+        if not args.no_write:
+            write_section(args.section, text, "results.md")
+        return
     args.workdir.mkdir(parents=True, exist_ok=True)
     seconds = {}
     start = time.perf_counter()
@@ -268,11 +344,12 @@ def main() -> None:
     write_flexible_reconstruction(halves, args.workdir / "halves")
     seconds["half maps (L-BFGS) + rigid"] = time.perf_counter() - start
     results = evaluate(sim, nma, flex, halves, args)
+    results["seconds"] = seconds
     (args.workdir / "results.json").write_text(json.dumps(results, indent=1))
     text = markdown(results, args, seconds)
     print(text)
     if not args.no_write:
-        write_section("seed003", text, "results.md")
+        write_section(args.section, text, "results.md")
 
 
 if __name__ == "__main__":
