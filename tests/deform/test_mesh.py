@@ -109,7 +109,7 @@ def test_zero_flow_is_the_identity(mesh):
     np.testing.assert_allclose(
         deformation.atoms(z).detach().numpy(), np.broadcast_to(atoms, (4, 30, 3)), atol=1e-5
     )
-    assert float(out.regularization["rigidity"]) == pytest.approx(0.0, abs=1e-8)
+    assert float(out.regularization["rigidity"].detach()) == pytest.approx(0.0, abs=1e-8)
     np.testing.assert_allclose(out.amplitudes.detach().numpy(), np.ones(50), rtol=1e-6)
 
 
