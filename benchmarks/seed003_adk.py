@@ -171,6 +171,10 @@ def evaluate(sim: Path, nma: Path, flex: Path, halves, args) -> dict:
     pc1 = np.linalg.svd(centred, full_matrices=False)[2][0]
     rho = abs(spearmanr(centred @ pc1, position).statistic)
     rho_axes = [abs(spearmanr(run.latents[:, k], position).statistic) for k in range(2)]
+    start = load_run(nma).latents
+    start = start - start.mean(0)
+    start_pc1 = start @ np.linalg.svd(start, full_matrices=False)[2][0]
+    nma_rho = abs(spearmanr(start_pc1, position).statistic)
     ca = reference.ca_index[reference.ca_index >= 0]
     true = truth["frame_coords"][truth["frame_index"]][:, ca]
     still = np.broadcast_to(reference.coords[ca], true.shape)
@@ -187,6 +191,7 @@ def evaluate(sim: Path, nma: Path, flex: Path, halves, args) -> dict:
         "training_nyquist": halves.training_nyquist,
         "full_nyquist": 2 * halves.voxel_size,
         "latent_pc1_spearman": float(rho),
+        "nma_pc1_spearman": float(nma_rho),
         "latent_axis_spearman": [float(v) for v in rho_axes],
         "rmsd_flex": ca_rmsd(flex, truth),
         "rmsd_nma": ca_rmsd(nma, truth),
@@ -245,7 +250,7 @@ def markdown(results: dict, args, seconds: dict) -> str:
         f"Latents vs the true path coordinate: |Spearman ρ| {results['latent_pc1_spearman']:.2f} "
         "(first principal component), per axis "
         + ", ".join(f"{v:.2f}" for v in results["latent_axis_spearman"])
-        + ".",
+        + f"; the NMA latents it started from: {results['nma_pc1_spearman']:.2f}.",
         "",
         "| per-particle Cα-RMSD to the truth (median) | Å |",
         "|---|---:|",
@@ -288,8 +293,18 @@ def closing_note(results: dict) -> str:
     if moving <= 0.01:
         text += (
             " Where it does not win, the flow has not captured the motion well enough for "
-            "convection to align the domains better than averaging does."
+            "convection to align the domains better than averaging does: the latents follow "
+            f"the true path coordinate with |ρ| {results['latent_pc1_spearman']:.2f} only"
         )
+        if results["rmsd_flex"] > results["rmsd_nma"]:
+            text += (
+                " (better than the NMA latents it started from, "
+                f"|ρ| {results['nma_pc1_spearman']:.2f}), but the flow it learned carries the "
+                f"atoms less accurately than the NMA run ({results['rmsd_flex']:.2f} vs "
+                f"{results['rmsd_nma']:.2f} Å): at this noise level the short training fits "
+                "the domains' motion too loosely for convection to pay off"
+            )
+        text += "."
     text += (
         f" A resolution of {results['full_nyquist']:.2f} Å (the full box's Nyquist) means the "
         "curve never fell below the threshold: at this noise level and particle count such "
