@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 
+from cryomotion.analysis.run_analysis import AnalysisConfig
 from cryomotion.cli.flag_types import integer, real
 from cryomotion.cli.output_guard import add_force_argument, check_output
 from cryomotion.cli.particle_arguments import add_particle_arguments
@@ -54,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--invert-data", action="store_true", help="multiply the images by -1 (dark particles)"
     )
+    parser.add_argument(
+        "--ground-truth", help="ground_truth.npz of a simulated dataset (default: beside it)"
+    )
     add_particle_arguments(parser)
 
 
@@ -70,7 +74,8 @@ def train_flags(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output(args.output, [args.particles, args.model], force=args.force, folder=True)
+    inputs = [args.particles, args.model, args.ground_truth]
+    check_output(args.output, inputs, force=args.force, folder=True)
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip()) if args.systems else ()
     settings = CompareSettings(
         systems=systems,
@@ -83,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         train_args=train_flags(args),
     )
-    result = run_compare(args.particles, args.model, args.output, settings)
+    analysis = AnalysisConfig(maps=False, ground_truth=args.ground_truth, seed=args.seed)
+    result = run_compare(args.particles, args.model, args.output, settings, analysis)
     for name, row in result.rows.items():
         shown = ", ".join(f"{key} {value:.4g}" for key, value in row.items())
         print(f"{name}: {shown}")

@@ -149,5 +149,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def console() -> int:
+    """The ``cryomotion`` command: ``main`` in a process of its own, whose CPU threads it
+    chooses first (``train.threads``: the cores other processes leave free)."""
+    argv = sys.argv[1:]
+    if argv and argv[0] in VERBS and not {"-h", "--help"} & set(argv):
+        from cryomotion.train.threads import configure_threads  # noqa: PLC0415 - imports torch
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        configure_threads()
+    return main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())
