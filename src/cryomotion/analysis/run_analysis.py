@@ -12,6 +12,7 @@ import numpy as np
 import yaml
 
 from cryomotion.analysis import plots
+from cryomotion.analysis.alignment import alignment_section
 from cryomotion.analysis.latent import (
     density_maxima,
     kmeans_states,
@@ -300,6 +301,9 @@ def analyze_run(
     segmentation = _segmentation_section(run, out)
     if segmentation is not None:
         sections.append(segmentation)
+    alignment = alignment_section(run, out)  # aligned vs regressed particles (DeepHEMNMA)
+    if alignment is not None:
+        sections.append(alignment)
 
     truth_path = _find_ground_truth(run, config.ground_truth)
     truth = None
@@ -412,8 +416,13 @@ def _segmentation_section(run: TrainedRun, out: Path) -> Section | None:
         write_segmentation_products(run.reference, membership, out)
         root = out
     rows = [
-        [str(r.segment), r.chain or "-", str(r.first_residue), str(r.last_residue),
-         str(r.n_residues)]  # fmt: skip
+        [
+            str(r.segment),
+            r.chain or "-",
+            str(r.first_residue),
+            str(r.last_residue),
+            str(r.n_residues),
+        ]  # fmt: skip
         for r in ranges
     ]
     files = [p for p in sorted(root.glob("segmentation.*")) if p.suffix in (".pdb", ".cif")]

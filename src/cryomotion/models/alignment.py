@@ -56,12 +56,12 @@ class AlignmentSettings:
     """Elastic alignment (module docstring). Amplitudes in Å RMS of atomic displacement
     (amplitude / ``latent_scale``), rotations in degrees, shifts in Å."""
 
-    steps: int = 60  # most gradient steps per particle
+    steps: int = 120  # most gradient steps per particle
     check_every: int = 10  # steps between checks of the stopping rule
-    tolerance: float = 1e-3  # stop when the misfit fell by less than this fraction
-    amplitude_step: float = 0.1  # Å RMS: Adam's step on the amplitudes
-    rotation_step: float = 0.5  # degrees: its step on the rotation correction
-    shift_step: float = 0.2  # Å: its step on the shift correction
+    tolerance: float = 1e-4  # stop when the misfit fell by less than this fraction
+    amplitude_step: float = 0.2  # Å RMS: Adam's step on the amplitudes
+    rotation_step: float = 1.0  # degrees: its step on the rotation correction
+    shift_step: float = 0.5  # Å: its step on the shift correction
     final_rate: float = 0.05  # the steps shrink to this fraction of themselves by ``steps``
     start_amplitude: float = 2.0  # Å RMS: the ± starts along each mode (or the grid's half-width)
     grid: int = 0  # >= 2 (and d <= 3): a grid of grid^d starts instead of the ± starts

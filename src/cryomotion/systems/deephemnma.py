@@ -39,12 +39,12 @@ class DeepHEMNMASettings(NormalModeSettings):
     validation_fraction: float = 0.1  # of the aligned ones, held out for early stopping
     patience: int = 5  # epochs without a better validation loss before stopping
     align_batch: int = 64  # particles aligned at once
-    align_steps: int = 60  # most gradient steps per particle
+    align_steps: int = 120  # most gradient steps per particle
     align_check_every: int = 10  # steps between checks of the stopping rule
-    align_tolerance: float = 1e-3  # a start stops when its misfit fell by less (relative)
-    amplitude_step: float = 0.1  # Å RMS of atomic displacement per alignment step
-    rotation_step: float = 0.5  # degrees per alignment step
-    shift_step: float = 0.2  # Å per alignment step
+    align_tolerance: float = 1e-4  # a start stops when its misfit fell by less (relative)
+    amplitude_step: float = 0.2  # Å RMS of atomic displacement per alignment step
+    rotation_step: float = 1.0  # degrees per alignment step
+    shift_step: float = 0.5  # Å per alignment step
     final_rate: float = 0.05  # alignment steps shrink to this fraction of themselves
     start_amplitude: float = 2.0  # Å RMS: starts at 0 and ± this along each mode
     start_grid: int = 0  # >= 2 (d <= 3): a grid of start_grid^d starts over ± start_amplitude
