@@ -67,6 +67,10 @@ class AlignmentSettings:
     grid: int = 0  # >= 2 (and d <= 3): a grid of grid^d starts instead of the ± starts
     refine_starts: int = 2  # the best starts refined by gradient steps
     refine_pose: bool = True  # False: the file's pose stays fixed (--pose-mode given)
+    # Gaussian priors on the pose correction (sd in degrees, Å; 0: flat), for images in
+    # normalised units (noise variance 1): the descent then maximises the posterior
+    rotation_prior: float = 0.0
+    shift_prior: float = 0.0
 
     def check(self) -> None:
         if self.steps < 0 or self.check_every < 1 or self.refine_starts < 1:
@@ -122,6 +126,17 @@ class ElasticAlignment:
             [settings.amplitude_step * latent_scale] * latent_dim + pose_rates
         )
 
+    def prior(self, rows: torch.Tensor, box: int) -> torch.Tensor:
+        """(M,) the pose priors' −log density in misfit units (2/D² of it: the misfit is a
+        mean over D² pixels of squared residuals of unit-variance noise)."""
+        d, total = self.latent_dim, rows.new_zeros(len(rows))
+        if self.settings.rotation_prior > 0:
+            sd = math.radians(self.settings.rotation_prior)
+            total = total + rows[:, d : d + 3].square().sum(1) / sd**2
+        if self.settings.shift_prior > 0:
+            total = total + rows[:, d + 3 :].square().sum(1) / self.settings.shift_prior**2
+        return total / box**2
+
     def misfit(self, model, rows: torch.Tensor, which: torch.Tensor, batch: dict, measured):
         """Per-row misfit (M,) of alignment rows (M, d + 5) for the particles ``which`` (M,)
         (positions in ``batch``), against the normalised images ``measured`` (B, D, D)."""
@@ -150,7 +165,7 @@ class ElasticAlignment:
         if measured is None:
             measured = model.intensity.normalize(batch["image"])
         device = measured.device
-        n_images = measured.shape[0]
+        n_images, box = measured.shape[0], measured.shape[-1]
         starts = self.starts.to(device)
         n_starts = starts.shape[0]
         # 1. every start at the file's pose, forward only
@@ -175,22 +190,24 @@ class ElasticAlignment:
             part = which[active]
 
             def loss(values: torch.Tensor, part=part) -> torch.Tensor:
-                return self.misfit(model, values, part, batch, measured)
+                misfit = self.misfit(model, values, part, batch, measured)
+                return misfit + self.prior(values, box)
 
             table.optimize_rows(active, loss, steps, final_rate=decay ** max(steps - 1, 0))
             done += steps
-            now = self.misfit(model, table.values[active], part, batch, measured)
+            values = table.values[active]
+            now = self.misfit(model, values, part, batch, measured) + self.prior(values, box)
             previous = misfit[active]
             misfit[active] = now
             improving = (previous - now) > settings.tolerance * previous.abs().clamp_min(1e-12)
             active = active[improving]
-        # 4. the best start of each particle
+        # 4. the best start of each particle (by posterior: misfit + prior), its misfit alone
         final = misfit.reshape(n_images, keep)
         pick = final.argmin(dim=1)
         rows_of = pick + keep * torch.arange(n_images, device=device)
-        return Alignment(
-            table.values[rows_of].clone(), final.min(dim=1).values, table.steps[rows_of]
-        )
+        values = table.values[rows_of].clone()
+        final_misfit = self.misfit(model, values, which[rows_of], batch, measured)
+        return Alignment(values, final_misfit, table.steps[rows_of])
 
 
 class AlignmentRegressor(Inference):

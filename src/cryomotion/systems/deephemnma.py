@@ -49,6 +49,10 @@ class DeepHEMNMASettings(NormalModeSettings):
     start_amplitude: float = 2.0  # Å RMS: starts at 0 and ± this along each mode
     start_grid: int = 0  # >= 2 (d <= 3): a grid of start_grid^d starts over ± start_amplitude
     refine_starts: int = 2  # the best starts (by misfit) refined by gradient steps
+    # Gaussian priors on the pose correction (sd, degrees and Å; 0: flat, as HEMNMA): about
+    # the consensus poses' error, so noise cannot pull a pose further than it plausibly is off
+    rotation_prior: float = 0.0
+    shift_prior: float = 0.0
     resnet_width: float = 0.25  # filters multiplier of the ResNet (64-512 filters at 1)
     resnet_blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 2])  # ResNet-18's
     rotation_unit: float = 3.0  # degrees of rotation error weighing as 1 Å RMS of amplitude
@@ -67,6 +71,8 @@ def alignment_settings(settings: DeepHEMNMASettings, refine_pose: bool) -> Align
         grid=settings.start_grid,
         refine_starts=settings.refine_starts,
         refine_pose=refine_pose,
+        rotation_prior=settings.rotation_prior,
+        shift_prior=settings.shift_prior,
     )
 
 
