@@ -13,9 +13,10 @@ for a batch of particles at once:
 2. **descent**: per-row Adam steps on (z, Δω, Δt) through ``ParticleState.optimize_rows``
    (the inner loop every per-particle table uses), step sizes in physical units (Å RMS of
    atomic displacement, degrees, Å) shrinking geometrically to ``final_rate`` of themselves;
-3. **stopping rule**: every ``check_every`` steps each row's misfit is evaluated, and a row
-   whose misfit fell by less than ``tolerance`` (relative) since the last check stops; none
-   goes past ``steps``;
+3. **stopping rule**: every ``check_every`` steps each row's misfit is evaluated and its
+   best values so far kept; a row whose misfit has not fallen by more than ``tolerance``
+   (relative) below its best for ``patience`` checks in a row stops; none goes past
+   ``steps``;
 4. **selection**: the start with the lowest final misfit (for white Gaussian noise the
    highest likelihood) is the particle's alignment.
 
@@ -58,7 +59,8 @@ class AlignmentSettings:
 
     steps: int = 120  # most gradient steps per particle
     check_every: int = 10  # steps between checks of the stopping rule
-    tolerance: float = 1e-4  # stop when the misfit fell by less than this fraction
+    tolerance: float = 1e-4  # a check gains if the misfit fell by more than this fraction
+    patience: int = 2  # a start stops after this many checks in a row without a gain
     amplitude_step: float = 0.2  # Å RMS: Adam's step on the amplitudes
     rotation_step: float = 1.0  # degrees: its step on the rotation correction
     shift_step: float = 0.5  # Å: its step on the shift correction
@@ -71,10 +73,17 @@ class AlignmentSettings:
     # normalised units (noise variance 1): the descent then maximises the posterior
     rotation_prior: float = 0.0
     shift_prior: float = 0.0
+    # each rendered image scaled by its least-squares factor against the image (as RELION's
+    # per-image scale): the fit then does not depend on the intensity gain, which the
+    # undeformed reference underestimates when the particles are strongly deformed
+    fit_scale: bool = True
 
     def check(self) -> None:
-        if self.steps < 0 or self.check_every < 1 or self.refine_starts < 1:
-            raise ValueError("alignment: expected steps >= 0, check_every >= 1, refine_starts >= 1")
+        if self.steps < 0 or self.check_every < 1 or self.refine_starts < 1 or self.patience < 1:
+            raise ValueError(
+                "alignment: expected steps >= 0, check_every >= 1, refine_starts >= 1, "
+                "patience >= 1"
+            )
         if not 0 < self.final_rate <= 1:
             raise ValueError(f"alignment final_rate {self.final_rate}: expected in (0, 1]")
 
@@ -153,7 +162,7 @@ class ElasticAlignment:
             rendered, None if groups is None else groups[which]
         )
         target = measured[which]
-        if model.intensity.per_image:
+        if self.settings.fit_scale or model.intensity.per_image:
             rendered = rendered * fitted_scale(rendered, target)[:, None, None]
         return image_l2(rendered, target)
 
@@ -178,9 +187,12 @@ class ElasticAlignment:
         chosen = (best + n_starts * torch.arange(n_images, device=device)[:, None]).reshape(-1)
         rows, which = rows[chosen], which[chosen]
         misfit = screened.reshape(-1)[chosen]
-        # 2-3. gradient steps in rounds, each row stopping on its own
+        # 2-3. gradient steps in rounds, each row stopping on its own; every row keeps the
+        # best values seen at a check (Adam's steps can overshoot between checks)
         table = ParticleState(len(rows), self.rates).to(device)
         table.values.copy_(rows)
+        best_values = rows.clone()
+        stale = torch.zeros(len(rows), dtype=torch.long, device=device)
         active = torch.arange(len(rows), device=device)
         decay = settings.final_rate ** (1.0 / max(settings.steps - 1, 1))
         done = 0
@@ -198,14 +210,17 @@ class ElasticAlignment:
             values = table.values[active]
             now = self.misfit(model, values, part, batch, measured) + self.prior(values, box)
             previous = misfit[active]
-            misfit[active] = now
-            improving = (previous - now) > settings.tolerance * previous.abs().clamp_min(1e-12)
-            active = active[improving]
+            better = now < previous
+            misfit[active] = torch.where(better, now, previous)
+            best_values[active[better]] = values[better]
+            gained = (previous - now) > settings.tolerance * previous.abs().clamp_min(1e-12)
+            stale[active] = torch.where(gained, 0, stale[active] + 1)
+            active = active[stale[active] < settings.patience]
         # 4. the best start of each particle (by posterior: misfit + prior), its misfit alone
         final = misfit.reshape(n_images, keep)
         pick = final.argmin(dim=1)
         rows_of = pick + keep * torch.arange(n_images, device=device)
-        values = table.values[rows_of].clone()
+        values = best_values[rows_of]
         final_misfit = self.misfit(model, values, which[rows_of], batch, measured)
         return Alignment(values, final_misfit, table.steps[rows_of])
 

@@ -41,7 +41,8 @@ class DeepHEMNMASettings(NormalModeSettings):
     align_batch: int = 64  # particles aligned at once
     align_steps: int = 120  # most gradient steps per particle
     align_check_every: int = 10  # steps between checks of the stopping rule
-    align_tolerance: float = 1e-4  # a start stops when its misfit fell by less (relative)
+    align_tolerance: float = 1e-4  # a check gains if the misfit fell by more (relative)
+    align_patience: int = 2  # a start stops after this many checks without a gain
     amplitude_step: float = 0.2  # Å RMS of atomic displacement per alignment step
     rotation_step: float = 1.0  # degrees per alignment step
     shift_step: float = 0.5  # Å per alignment step
@@ -63,6 +64,7 @@ def alignment_settings(settings: DeepHEMNMASettings, refine_pose: bool) -> Align
         steps=settings.align_steps,
         check_every=settings.align_check_every,
         tolerance=settings.align_tolerance,
+        patience=settings.align_patience,
         amplitude_step=settings.amplitude_step,
         rotation_step=settings.rotation_step,
         shift_step=settings.shift_step,
