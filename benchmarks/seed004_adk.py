@@ -399,8 +399,10 @@ def markdown(one: list[dict], two: dict, args) -> str:
     lines = [
         "## Seed 004 at CPU scale: DeepHEMNMA on AdK (`benchmarks/seed004_adk.py`)",
         "",
-        f"Measured {datetime.date.today().isoformat()} on 1 CPU thread (other jobs running: "
-        "timings are indicative). Seed: 4AKE chain A, modes 7-9, images of unknown size "
+        f"Measured {datetime.date.today().isoformat()} on {args.threads} CPU thread(s) (other "
+        "jobs running: timings are indicative), "
+        f"{two.get('total_seconds', float('nan')) / 60:.0f} min in all. Seed: 4AKE chain A, "
+        "modes 7-9, images of unknown size "
         f"(HEMNMA's usual 128 px); here: our modes 1-3 of the same 1656 atoms, "
         f"{args.box} px at {args.pixel_size} Å/px, amplitudes in the seed's units "
         "(unit-norm modes over the 1656 heavy atoms: 200 = 4.9 Å RMS; docs/conventions.md). "
@@ -417,6 +419,13 @@ def markdown(one: list[dict], two: dict, args) -> str:
         "| case | noise, defocus | global | q1 (seed q7) | q2 (q8) | q3 (q9) | epochs |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
+    sample = seed_amplitudes(100_000, np.random.default_rng(0))
+    baseline = errors(np.broadcast_to(sample.mean(0), sample.shape), sample)
+    lines.append(
+        "| *(a network predicting the mean amplitudes, for scale)* | any | "
+        + " | ".join(cells(baseline))
+        + " | |"
+    )
     for row in one:
         case = tuple(row["case"])
         ours, seed = cells(row["errors"]), cells(SEED_I[case])
@@ -461,6 +470,35 @@ def markdown(one: list[dict], two: dict, args) -> str:
         f"DeepHEMNMA took {two['run_seconds']:.0f} s, for an amplitude error of "
         f"{two['errors']['inferred vs truth'][0]:.1f} on the regressed particles instead of "
         f"{two['errors']['aligned vs truth'][0]:.1f} on aligned ones.",
+        "",
+        "### The gaps to the seed, and why",
+        "",
+        "- **Pixels.** At a fixed per-pixel SNR the information an image carries about the "
+        "amplitudes grows with its number of pixels. Our "
+        f"{args.box}-px images at {args.pixel_size} Å/px hold 1/16 of the pixels of a "
+        "128-px image (HEMNMA's usual size; the poster does not give the seed's), so the "
+        "statistical error of a per-image fit is about 4× larger: our elastic alignment's "
+        f"{two['errors']['aligned vs truth'][0]:.1f} against the seed's 6.58 at SNR 0.1. "
+        "Without noise the alignment is exact to 0.02 Å RMS (0.7 amplitude units; "
+        "`tests/models/test_alignment.py`), so the gap is the data, not the optimiser.",
+        "- **Training data and network.** The regressor here is a ResNet of 1/8 width with "
+        f"one block per stage, trained on {int(0.9 * args.train)} images (experiment I) or "
+        f"on {two['aligned'] - two['validation']} aligned ones (experiment II) for at most "
+        f"{args.epochs} epochs on one CPU thread. It learns the noise-free cases (the error "
+        "grows with in-plane rotation and shifts, as in the seed), but at SNR 0.1 with a "
+        "0.5 µm CTF it stays close to the mean-predicting baseline: too few noisy examples "
+        "for what the seed's network learned (the poster gives neither its training-set "
+        "size nor its network's depth). `--train`, `--particles`, `--epochs`, `--width`, "
+        "`--blocks` and `--box` scale the benchmark up on a GPU.",
+        "- **Modes.** Ours come from a Cα network (15 Å cutoff) extended to all atoms; the "
+        "seed's modes 7-9 from ElNemo on 4AKE. Same atoms and unit convention, similar but "
+        "not identical shapes; each experiment simulates and scores with one set, so the "
+        "comparison is internal to each.",
+        "- **Poses.** The seed's experiment II does not say where HEMNMA's rigid alignment "
+        "started; ours starts from poses off by ~1° and ~0.5 Å and refines them with priors "
+        "of that size. At this image size and SNR the refinement keeps them where they are "
+        "rather than improving them (the `pose_refine` section reaches the same limit at 32 "
+        "px).",
     ]
     return "\n".join(lines)
 
@@ -486,13 +524,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-one", action="store_true", help="only experiment II")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the section from results.json"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    results_path = workdir / "results.json"
+    if args.report_only:
+        saved = json.loads(results_path.read_text())
+        text = markdown(saved["one"], saved["two"], argparse.Namespace(**saved["args"]))
+        print(text)
+        print("wrote", write_section("seed004", text, "results.md"))
+        return
     setup = Setup(args.box, args.pixel_size)
     start = time.perf_counter()
-    results_path = workdir / "results.json"
     one = []
     if not args.skip_one:
         for i, case in enumerate(SEED_I):
@@ -507,8 +554,9 @@ def main() -> None:
         shutil.rmtree(workdir / "run")
     two = experiment_two(setup, workdir, args, seed=100)
     print(json.dumps(two, indent=1), flush=True)
+    two["total_seconds"] = time.perf_counter() - start
     results_path.write_text(json.dumps({"one": one, "two": two, "args": vars(args)}, indent=1))
-    print(f"total {time.perf_counter() - start:.0f} s")
+    print(f"total {two['total_seconds']:.0f} s")
     text = markdown(one, two, args)
     print(text)
     if not args.no_write:

@@ -416,13 +416,8 @@ def _segmentation_section(run: TrainedRun, out: Path) -> Section | None:
         write_segmentation_products(run.reference, membership, out)
         root = out
     rows = [
-        [
-            str(r.segment),
-            r.chain or "-",
-            str(r.first_residue),
-            str(r.last_residue),
-            str(r.n_residues),
-        ]  # fmt: skip
+        [str(r.segment), r.chain or "-", str(r.first_residue), str(r.last_residue),
+         str(r.n_residues)]  # fmt: skip
         for r in ranges
     ]
     files = [p for p in sorted(root.glob("segmentation.*")) if p.suffix in (".pdb", ".cif")]

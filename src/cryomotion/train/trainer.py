@@ -279,7 +279,9 @@ class Trainer:
         """Load a checkpoint's model state; one from before the intensity scale existed
         (cryomotion 0.1) loads only into a model whose scale is off; its encoder's keys
         (``encoder.*``) are today's ``inference.encoder.*``."""
-        state = {(f"inference.{k}" if k.startswith("encoder.") else k): v for k, v in state.items()}
+        state = {
+            (f"inference.{k}" if k.startswith("encoder.") else k): v for k, v in state.items()
+        }
         missing = [k for k in self.module.state_dict() if k not in state]
         if missing and all(k.startswith("intensity.") for k in missing):
             if self.module.intensity.mode != "none":
