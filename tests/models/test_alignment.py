@@ -125,6 +125,25 @@ def test_noise_free_alignment_recovers_amplitudes_and_the_perturbed_pose(adk):
     torch.testing.assert_close(motion.inference.aligned_rotations, pose.rotations)
 
 
+def test_alignment_does_not_depend_on_the_batches_before(adk):
+    """Aligning one batch leaves the alignment unchanged for the next (its step sizes are
+    its own): the same particles give the same values after another batch as fresh."""
+    settings = AlignmentSettings(steps=20, check_every=10, refine_starts=1)
+    motion = motion_model(adk)
+    first, _, _ = particles(motion, 2, seed=1)
+    second, _, _ = particles(motion, 2, seed=2)
+    fresh = ElasticAlignment(3, motion.deformation.latent_scale, settings).align(motion, second)
+    alignment = ElasticAlignment(3, motion.deformation.latent_scale, settings)
+    alignment.align(motion, first)
+    after = alignment.align(motion, second)
+    torch.testing.assert_close(after.values, fresh.values)
+    torch.testing.assert_close(alignment.rates, fresh_rates(motion, settings))
+
+
+def fresh_rates(motion, settings):
+    return ElasticAlignment(3, motion.deformation.latent_scale, settings).rates
+
+
 def test_given_pose_mode_keeps_the_file_pose(adk):
     settings = AlignmentSettings(steps=20, refine_pose=False)
     motion = motion_model(adk)

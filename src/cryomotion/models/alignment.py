@@ -189,7 +189,8 @@ class ElasticAlignment:
         misfit = screened.reshape(-1)[chosen]
         # 2-3. gradient steps in rounds, each row stopping on its own; every row keeps the
         # best values seen at a check (Adam's steps can overshoot between checks)
-        table = ParticleState(len(rows), self.rates).to(device)
+        # a copy: the table's step sizes are changed in place below, ``self.rates`` never
+        table = ParticleState(len(rows), self.rates.clone()).to(device)
         table.values.copy_(rows)
         best_values = rows.clone()
         stale = torch.zeros(len(rows), dtype=torch.long, device=device)
