@@ -216,3 +216,20 @@ def rmsd_histogram(rmsd: np.ndarray, path: Path, baseline: np.ndarray | None = N
     ax.set_ylabel("particles")
     ax.legend(frameon=False)
     return _save(fig, path)
+
+
+def regressed_vs_aligned(aligned: np.ndarray, regressed: np.ndarray, path: Path) -> Path:
+    """Per latent dimension, the regressor's estimates (n, d) against the aligned values
+    (n, d) of the same particles, with the identity line (DeepHEMNMA's validation)."""
+    d = aligned.shape[1]
+    fig, axes = plt.subplots(1, d, figsize=(3.4 * d, 3.3), squeeze=False)
+    for k, ax in enumerate(axes[0]):
+        ax.scatter(aligned[:, k], regressed[:, k], s=6, alpha=0.6, edgecolors="none")
+        low = float(min(aligned[:, k].min(), regressed[:, k].min()))
+        high = float(max(aligned[:, k].max(), regressed[:, k].max()))
+        ax.plot([low, high], [low, high], color="0.5", lw=0.8)
+        ax.set_xlabel(f"aligned latent {k + 1}")
+        ax.set_ylabel(f"regressed latent {k + 1}")
+    fig.suptitle("validation particles: regressor against elastic alignment")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -12,6 +12,7 @@ import numpy as np
 import yaml
 
 from cryomotion.analysis import plots
+from cryomotion.analysis.alignment import alignment_section
 from cryomotion.analysis.latent import (
     density_maxima,
     kmeans_states,
@@ -305,6 +306,9 @@ def analyze_run(
     segmentation = _segmentation_section(run, out)
     if segmentation is not None:
         sections.append(segmentation)
+    alignment = alignment_section(run, out)  # aligned vs regressed particles (DeepHEMNMA)
+    if alignment is not None:
+        sections.append(alignment)
 
     truth_path = _find_ground_truth(run, config.ground_truth)
     truth = None

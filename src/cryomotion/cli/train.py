@@ -19,6 +19,13 @@ SYSTEM picks the motion model:
             flow (export gives per-particle models); RUN also receives flex/canonical.mrc,
             flex/convected_z*_*.mrc (-1..+1 sd per axis) and flex/mesh.cmm. Validate with
             `cryomotion reconstruct RUN --flexible`.
+  deephemnma  DeepHEMNMA (seed 004): elastic alignment (HEMNMA) of a random
+            --align-fraction of the particles — the amplitudes of --modes normal modes
+            (default 3) and, with --pose-mode refine, a correction of the file's pose,
+            fitted to each image from several starts — then a ResNet regressor trained on
+            them predicts the rest. RUN also receives alignment.npz (the aligned values and
+            misfits); latents.npz marks each particle aligned or regressed (aligned,
+            misfit, regressed_latents). --align-fraction 1 is plain HEMNMA.
 
 PARTICLES is a RELION .star, a cryoSPARC .cs, or a stack (.mrcs/.txt) with cryoDRGN
 --poses and --ctf .pkl files (cryoDRGN stacks usually need --invert-data). MODEL is the
@@ -59,6 +66,8 @@ examples:
   cryomotion train nma -o run --resume
   cryomotion train segments particles.star reference.pdb -o run_seg --segments 8
   cryomotion train flex particles.star reference.pdb -o run_flex --consensus-map map.mrc
+  cryomotion train deephemnma particles.star reference.pdb -o run_dh --modes 3 \\
+      --align-fraction 0.2 --pose-mode refine
   cryomotion train nma particles.star ref.pdb -o run --set deformation.cutoff=12
   torchrun --nproc_per_node 4 -m cryomotion.cli.main train nma particles.star ref.pdb -o run
 """
@@ -86,7 +95,9 @@ from cryomotion.train.run_dir import RunPaths, read_run_reference
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "system", choices=sorted(SYSTEMS), help="motion model (nma: seed 000, segments: seed 001)"
+        "system",
+        choices=sorted(SYSTEMS),
+        help="motion model (nma: seed 000, segments: seed 001, deephemnma: seed 004)",
     )
     parser.add_argument(
         "particles", nargs="?", metavar="PARTICLES", help="particles: .star, .cs, or a stack"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,8 @@ class TrainedRun:
     deformation : latents (B, d) -> coords (B, atoms, 3) Å, on the CPU, in eval mode.
     rotations : (N, 3, 3) the poses the run rendered with (None for runs of cryomotion 0.1,
         which used the particle file's).
+    alignment : for a run that aligned a subset (DeepHEMNMA), ``aligned`` (N,) bool,
+        ``misfit`` (N,) and ``regressed_latents`` (N, d) from ``latents.npz``; else {}.
     """
 
     paths: RunPaths
@@ -59,6 +61,7 @@ class TrainedRun:
     is_test: np.ndarray
     deformation: Deformation
     rotations: np.ndarray | None = None
+    alignment: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_particles(self) -> int:
@@ -103,7 +106,12 @@ def load_run(run_dir: str | Path) -> TrainedRun:
             "particle_index": Array(("particles",), INTEGER),
             "is_test": ("particles",),
         },
-        optional={"rotations": ("particles", 3, 3)},
+        optional={
+            "rotations": ("particles", 3, 3),
+            "aligned": ("particles",),
+            "misfit": ("particles",),
+            "regressed_latents": ("particles", None),
+        },
         what="a latents file written by 'cryomotion train'",
     )
     latents, shifts = data[key], data["shifts"]
@@ -145,9 +153,15 @@ def load_run(run_dir: str | Path) -> TrainedRun:
             "run's checkpoint, e.g. copy the whole run folder)"
         )
     deformation.eval()
+    alignment = {
+        key: data[key] for key in ("aligned", "misfit", "regressed_latents") if key in data
+    }
+    if "aligned" in alignment:
+        alignment["aligned"] = alignment["aligned"].astype(bool)
     return TrainedRun(
-        paths, config, reference, latents, shifts, index, is_test, deformation, rotations
-    )
+        paths, config, reference, latents, shifts, index, is_test, deformation, rotations,
+        alignment,
+    )  # fmt: skip
 
 
 @torch.no_grad()
