@@ -175,11 +175,12 @@ class ResidueFrameDeformation(Deformation):
             "bond_lengths", pair_distances(self.reference.double(), bond_pairs_t).float()
         )
 
-    def scatterers(self) -> Scatterers:
-        """What the renderer draws: every atom, or one bead per residue (``coarse``)."""
+    def scatterers(self) -> Scatterers | None:
+        """What the renderer draws: one bead per residue (``coarse``), or None: every atom
+        with its element's form factor (``Deformation.scatterers``)."""
         if self.coarse:
             return Scatterers.residue_beads(self.reference_model, self.bead_sigma)
-        return Scatterers.atoms(self.reference_model)
+        return None
 
     def frames(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents (B, d) -> the updates' translations (B, R, 3) Å and rotations (B, R, 3, 3)."""

@@ -42,7 +42,10 @@ def calibrate_intensity(
     was_training = model.training
     model.eval()
     zero = torch.zeros(1, model.deformation.latent_dim, device=device)
-    reference = model.deformation(zero).coords[0]
+    rest = model.deformation(zero)
+    reference = rest.coords[0]
+    amplitudes = rest.amplitudes  # per-point amplitudes (3DFlex's canonical density) or None
+    amplitudes = None if amplitudes is None else amplitudes.detach().reshape(-1, len(reference))[0]
     measured, rendered, groups = [], [], []
     loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size)
     generator = torch.Generator().manual_seed(0)
@@ -54,7 +57,8 @@ def calibrate_intensity(
             shifts = torch.zeros_like(shifts)
             six = torch.randn(len(shifts), 6, generator=generator).to(device)
             rotations = gram_schmidt(six.to(rotations.dtype))
-        rendered.append(model.renderer(reference, rotations, shifts, batch["ctf"]).cpu())
+        image = model.renderer(reference, rotations, shifts, batch["ctf"], amplitudes)
+        rendered.append(image.cpu())
         measured.append(batch["image"].cpu())
         group = batch.get("optics_group")
         groups.append(
