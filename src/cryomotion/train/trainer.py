@@ -27,6 +27,7 @@ from cryomotion.errors import InputError
 from cryomotion.imaging.likelihood import IMAGE_LOSSES
 from cryomotion.models.motion_model import MotionModel
 from cryomotion.models.objectives import ReconstructionObjective
+from cryomotion.models.polish import PolishSettings, polish
 from cryomotion.models.schedule import Phase, phase_at, total_epochs
 from cryomotion.train.checkpoint import (
     load_checkpoint,
@@ -94,6 +95,7 @@ class Trainer:
         schedule: list[Phase] | None = None,
         pose_steps: int = 2,
         predict_pose_steps: int = 40,
+        polish_settings: PolishSettings | None = None,
     ):
         self.context = context or DistributedContext()
         self.settings = settings
@@ -103,6 +105,7 @@ class Trainer:
         self.epochs = total_epochs(self.schedule)
         self.pose_steps = pose_steps
         self.predict_pose_steps = predict_pose_steps
+        self.polish_settings = polish_settings or PolishSettings()
         world = self.context.world_size
         if settings.batch_size < world or settings.batch_size % world:
             raise InputError(
@@ -418,6 +421,14 @@ class Trainer:
             return float("nan"), 0.0
         return total / count, outside / count
 
+    def polish_prior_weight(self) -> float:
+        """The weight of a VAE's latent prior in the current phase's objective (0 for
+        a point-estimate inference): the polish keeps training's balance."""
+        if not getattr(self.module.inference, "variational", False):
+            return 0.0
+        weights = getattr(self.phase.objective, "prior_weights", {})
+        return float(weights.get("latent_kl", 1.0))
+
     def predict(
         self, indices: np.ndarray, render: bool = False, gather: bool = True
     ) -> dict[str, np.ndarray]:
@@ -429,7 +440,9 @@ class Trainer:
         (N, 2) Å, ``index`` (N,), ``log_var`` (N, d) for a VAE, and, with ``render``,
         ``loss`` (N,) and ``outside`` (N,), the fraction of each model's atoms outside the
         box (``train.sanity``). A pose table takes ``predict_pose_steps`` inner steps per
-        particle first (gradients on; the table itself is left as it is).
+        particle first (gradients on; the table itself is left as it is); with polish
+        steps (``models.polish``) the latents and the pose correction are polished jointly
+        instead.
         """
         was_training = self.module.training
         self.module.eval()
@@ -449,7 +462,20 @@ class Trainer:
             with torch.no_grad():
                 output = self.module(batch, render=False)
             estimates, pose = output.estimates, output.pose
-            if self.module.pose_table is not None:
+            if self.polish_settings.steps:
+                polished = polish(
+                    self.module,
+                    batch,
+                    estimates,
+                    self.image_loss,
+                    self.polish_settings,
+                    prior_weight=self.polish_prior_weight(),
+                    measured=output.measured,
+                )
+                latents = polished.latents
+                estimates = estimates._replace(latents=latents[:, None], mean_latents=latents)
+                pose = polished.pose
+            elif self.module.pose_table is not None:
                 pose = self.module.refine_poses(
                     batch,
                     estimates,
