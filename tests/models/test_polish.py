@@ -105,7 +105,7 @@ def test_polish_never_raises_a_particles_loss(particles):
              "rotation", "shift", "ctf", "index")}  # fmt: skip
     with torch.no_grad():
         output = module(batch, render=False)
-    result = polish(module, batch, output.estimates, trainer.image_loss,
+    result = polish(module, batch, output.estimates, output.pose, trainer.image_loss,
                     PolishSettings(steps=5, latent_step=5.0))  # fmt: skip
     assert torch.all(result.loss_after <= result.loss_before)
     assert result.latents.shape == (32, 1)

@@ -5,9 +5,10 @@ then says how well they explain the image. Polishing takes a few Adam steps per 
 on that image's own loss, starting from the encoder's estimate, jointly over
 
 - the latents z (d),
-- the pose: with a pose table (``--pose-mode refine``) the whole correction (rotation
-  vector, shift; started from the table's row), otherwise a shift correction alone (the
-  encoder's shift head is the least certain part of a given pose),
+- a correction to the pose it starts from: with a pose table (``--pose-mode refine``) a
+  rotation vector and a shift, R = R_start · exp([Δω]×), t = t_start + Δt (the start is
+  then the pose refined with the latents fixed), otherwise a shift alone (the encoder's
+  shift head is the least certain part of a given pose),
 
 against the current phase's image loss plus, for a VAE, the prior of its latents weighted
 as in training (``weight · |z|² / 2``: the part of KL(q || N(0, I)) that depends on the
@@ -73,6 +74,7 @@ def polish(
     model,
     batch: dict,
     estimates: Estimates,
+    pose: Pose,
     image_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     settings: PolishSettings,
     prior_weight: float = 0.0,
@@ -82,8 +84,8 @@ def polish(
 
     ``image_loss``: rendered (B, D, D), measured (B, D, D) -> (B,) in normalised data
     units; ``prior_weight`` multiplies |z|²/2 (``settings.prior_weight`` overrides it when
-    set). The pose starts from ``model.pose_of(estimates, index)`` (the pose table's row
-    when there is one). Returns the polished latents and pose, and the losses.
+    set). ``pose`` (B,) is where the pose starts. Returns the polished latents and pose,
+    and the losses; a particle whose loss would rise keeps its start.
     """
     if settings.prior_weight is not None:
         prior_weight = settings.prior_weight
@@ -93,18 +95,16 @@ def polish(
     d = deformation.latent_dim
     start = estimates.mean_latents.detach().float()
     batch_size = start.shape[0]
-    given = estimates.pose.detach()
+    given = Pose(pose.rotations.detach(), pose.shifts.detach())
+    rotate = model.pose_table is not None
     rates = [settings.latent_step * deformation.latent_scale] * d
-    if model.pose_table is not None:
-        pose_start = model.pose_table.rows(batch["index"]).detach().float()
-        rates += [math.radians(settings.rotation_step)] * 3
-    else:
-        pose_start = torch.zeros(batch_size, 2, dtype=start.dtype, device=start.device)
+    rates += [math.radians(settings.rotation_step)] * 3 if rotate else []
     rates += [settings.shift_step] * 2
+    pose_start = torch.zeros(batch_size, 5 if rotate else 2, device=start.device)
     ctf, groups = batch.get("ctf"), batch.get("optics_group")
 
     def pose_of(rows: torch.Tensor) -> Pose:
-        if model.pose_table is not None:
+        if rotate:
             return compose_pose(given, rows[:, d : d + 3], rows[:, d + 3 :])
         return compose_pose(given, None, rows[:, d:])
 

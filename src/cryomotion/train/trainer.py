@@ -440,9 +440,8 @@ class Trainer:
         (N, 2) Å, ``index`` (N,), ``log_var`` (N, d) for a VAE, and, with ``render``,
         ``loss`` (N,) and ``outside`` (N,), the fraction of each model's atoms outside the
         box (``train.sanity``). A pose table takes ``predict_pose_steps`` inner steps per
-        particle first (gradients on; the table itself is left as it is); with polish
-        steps (``models.polish``) the latents and the pose correction are polished jointly
-        instead.
+        particle first (gradients on; the table itself is left as it is); then, with polish
+        steps (``models.polish``), the latents and a pose correction are polished jointly.
         """
         was_training = self.module.training
         self.module.eval()
@@ -462,20 +461,7 @@ class Trainer:
             with torch.no_grad():
                 output = self.module(batch, render=False)
             estimates, pose = output.estimates, output.pose
-            if self.polish_settings.steps:
-                polished = polish(
-                    self.module,
-                    batch,
-                    estimates,
-                    self.image_loss,
-                    self.polish_settings,
-                    prior_weight=self.polish_prior_weight(),
-                    measured=output.measured,
-                )
-                latents = polished.latents
-                estimates = estimates._replace(latents=latents[:, None], mean_latents=latents)
-                pose = polished.pose
-            elif self.module.pose_table is not None:
+            if self.module.pose_table is not None:
                 pose = self.module.refine_poses(
                     batch,
                     estimates,
@@ -485,6 +471,20 @@ class Trainer:
                     measured=output.measured,
                     final_rate=PREDICT_FINAL_RATE,
                 )
+            if self.polish_settings.steps:
+                polished = polish(
+                    self.module,
+                    batch,
+                    estimates,
+                    pose,
+                    self.image_loss,
+                    self.polish_settings,
+                    prior_weight=self.polish_prior_weight(),
+                    measured=output.measured,
+                )
+                latents = polished.latents
+                estimates = estimates._replace(latents=latents[:, None], mean_latents=latents)
+                pose = polished.pose
             if render:
                 with torch.no_grad():
                     images, _ = self.module.decode(
