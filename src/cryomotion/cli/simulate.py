@@ -39,6 +39,7 @@ from cryomotion.cli.output_guard import (
 from cryomotion.errors import InputError
 from cryomotion.simulate.conformations import DISTRIBUTIONS, morph
 from cryomotion.simulate.dataset import DATASET_FILES, SimulationConfig, simulate_dataset
+from cryomotion.simulate.paths import domain_weights, hinge_path, parse_domains, sequential_timing
 from cryomotion.structure.io import check_same_atoms, read_model, read_trajectory
 from cryomotion.structure.superpose import superpose
 
@@ -75,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-align", action="store_true", help="do not superpose B onto A before morphing"
+    )
+    parser.add_argument(
+        "--hinges",
+        metavar="RANGES",
+        help="with --endpoints: instead of a straight morph, the domains given as residue "
+        "ranges (e.g. 122-159,30-59) turn about hinges from A to B, one after another in the "
+        "order given, the rest held fixed (a non-linear path; simulate/paths.py)",
     )
     parser.add_argument(
         "--distribution",
@@ -114,6 +122,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_conformations(args: argparse.Namespace):
     """(reference model, frames (F, atoms, 3)) from --trajectory or --endpoints."""
     keep_h = args.hydrogens
+    if args.hinges and not args.endpoints:
+        raise InputError("--hinges needs --endpoints (the two states the domains turn between)")
     if args.trajectory:
         first = read_model(args.trajectory, keep_hydrogens=keep_h)
         frames = read_trajectory(args.trajectory, first, keep_hydrogens=keep_h)
@@ -122,7 +132,13 @@ def load_conformations(args: argparse.Namespace):
         second = read_model(args.endpoints[1], keep_hydrogens=keep_h)
         check_same_atoms(first, second, args.endpoints[1])
         end = second.coords if args.no_align else superpose(second.coords, first.coords)
-        frames = morph(first.coords, end, args.frames)
+        if args.hinges:
+            domains = parse_domains(args.hinges)
+            weights = domain_weights(first, domains)
+            timing = sequential_timing(len(domains))
+            frames = hinge_path(first.coords, end, weights, args.frames, timing)
+        else:
+            frames = morph(first.coords, end, args.frames)
     reference = first
     if args.reference:
         reference = read_model(args.reference, keep_hydrogens=keep_h)
