@@ -86,12 +86,15 @@ def simulate(snr_db: float, args, folder: Path) -> dict:
     return {**unit, "raw": raw}
 
 
-def train(system: str, data: dict, args, folder: Path, polish: int) -> float:
-    """Train (if not done) or re-predict ``folder`` with ``polish`` steps; seconds taken."""
+def train(system: str, data: dict, args, folder: Path, polish: str) -> float:
+    """Train (if not done) or re-predict ``folder`` with the polish ``polish``
+    ("STEPS:PRIOR", "0": none); seconds taken."""
     config = configure(system, data, args, "fitted", args.epochs)
     if system == "segments":
         config.deformation.segments = args.segments
-    config.model.polish_steps = polish
+    steps, _, prior = polish.partition(":")
+    config.model.polish_steps = int(steps)
+    config.model.polish_prior = prior or "empirical"
     config.model.polish_latent_step = args.polish_latent_step
     start = time.perf_counter()
     train_run(config, folder, resume=(folder / "config.yaml").is_file(), progress=False,
@@ -156,11 +159,11 @@ def run(args) -> dict:
         print(snr, "limit", json.dumps(cell), flush=True)
         for system in args.systems:
             run_dir = folder / "unit" / system
-            seconds = train(system, data, args, run_dir, 0)
+            seconds = train(system, data, args, run_dir, "0")
             encoder = score(system, run_dir, data, args)
             print(snr, system, "encoder", json.dumps(encoder), flush=True)
             polished = {}
-            for steps in args.polish_steps:
+            for steps in args.polish:
                 polish_seconds = train(system, data, args, run_dir, steps)
                 polished[steps] = score(system, run_dir, data, args)
                 polished[steps]["seconds"] = polish_seconds
@@ -196,9 +199,11 @@ def markdown(results: dict, args, wall: float) -> str:
         f"the noise σ (unit noise variance). Training: {args.training_box}-px Fourier crops, "
         f"batch {args.batch_size}, Adam {args.lr:g}, {args.epochs} epochs, encoder width "
         f"{args.width:g}, shifts from scratch; nma d = {args.nma_dim}, segments N = "
-        f"{args.segments}. Polish: N Adam steps per particle on its latents and shift "
-        f"(latent step {args.polish_latent_step:g} × the latent scale, shrinking to a tenth; "
-        "`model.polish_steps`), at prediction.",
+        f"{args.segments}. Polish STEPS:PRIOR: Adam steps per particle on its latents and "
+        f"shift (latent step {args.polish_latent_step:g} × the latent scale, shrinking to a "
+        "tenth; `model.polish_steps`), at prediction, on the negative log posterior with the "
+        "latents' prior a Gaussian fitted to the encoder's latents (empirical) or none "
+        "(maximum likelihood).",
         "",
         "Columns (Cα, Å, medians over the particles): *RMSD* to the particle's true frame; "
         "*EMD* the EMD-RMSD of a subset; *sd pred / true* the spread of the predicted and "
@@ -209,7 +214,7 @@ def markdown(results: dict, args, wall: float) -> str:
         "latent space holds (nma: projection on the d modes; segments: each learned "
         "segment fitted rigidly); *rigid* the reference itself.",
         "",
-        "| SNR (dB) | system | polish steps | RMSD | EMD | r(LID–CORE) | sd pred / true "
+        "| SNR (dB) | system | polish | RMSD | EMD | r(LID–CORE) | sd pred / true "
         "| limit (width) | ceiling | rigid | prediction time |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -218,10 +223,10 @@ def markdown(results: dict, args, wall: float) -> str:
         limit_text = f"{fmt(limit['median_limit'])} ({fmt(limit['median_posterior_width'])})"
         for system in args.systems:
             entry = cell[system]
-            variants = [(0, entry["encoder"], entry["train_seconds"])]
+            variants = [("0", entry["encoder"], entry["train_seconds"])]
             variants += [(s, r, r["seconds"]) for s, r in entry["polished"].items()]
             for steps, r, seconds in variants:
-                when = (f"{seconds / 60:.1f} min (training)" if steps == 0
+                when = (f"{seconds / 60:.1f} min (training)" if steps == "0"
                         else f"{seconds / 60:.1f} min")  # fmt: skip
                 lines.append(
                     f"| {snr:g} | {system} | {steps} | {fmt(r['median_rmsd'])} | "
@@ -242,7 +247,7 @@ def observations(results: dict, args) -> list[str]:
         best = {}
         for system in args.systems:
             entry = cell[system]
-            options = [(entry["encoder"]["median_rmsd"], system, 0)]
+            options = [(entry["encoder"]["median_rmsd"], system, "0")]
             options += [(r["median_rmsd"], system, s) for s, r in entry["polished"].items()]
             best[system] = min(options)
         value, system, steps = min(best.values())
@@ -290,8 +295,11 @@ def main() -> None:
     parser.add_argument("--nma-dim", type=int, default=16)
     parser.add_argument("--segments", type=int, default=6)
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS))
-    parser.add_argument("--polish-steps", type=int, nargs="*", default=[40])
-    parser.add_argument("--polish-latent-step", type=float, default=0.1)
+    parser.add_argument(
+        "--polish", nargs="*", default=["30:empirical", "30:none"],
+        help="polishes to re-predict with, STEPS:PRIOR (prior empirical or none)",
+    )  # fmt: skip
+    parser.add_argument("--polish-latent-step", type=float, default=0.05)
     parser.add_argument("--limit-particles", type=int, default=300)
     parser.add_argument("--emd-particles", type=int, default=500)
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")

@@ -17,7 +17,7 @@ from cryomotion.models.encoder import ImageEncoder
 from cryomotion.models.intensity import IntensityScale
 from cryomotion.models.motion_model import POSE_WIDTH, MotionModel
 from cryomotion.models.per_particle import ParticleState
-from cryomotion.models.polish import PolishSettings
+from cryomotion.models.polish import LatentPrior, PolishSettings, negative_log_likelihood
 from cryomotion.structure.io import read_model
 from cryomotion.structure.superpose import superpose
 from cryomotion.train.calibrate import calibrate_intensity
@@ -77,7 +77,8 @@ def test_polish_brings_a_poor_encoder_close_to_the_true_amplitudes(particles):
     amplitudes = particles[3]
     trainer = trained(particles, epochs=2)
     encoder_alone = median_error(trainer, amplitudes)
-    trainer.polish_settings = PolishSettings(steps=40, latent_step=0.2)
+    # maximum likelihood: the encoder's latents, all alike, would make a too narrow prior
+    trainer.polish_settings = PolishSettings(steps=40, latent_step=0.2, prior="none")
     polished = median_error(trainer, amplitudes)
     print(f"median amplitude error: encoder {encoder_alone:.2f} Å, polished {polished:.2f} Å")
     assert encoder_alone > 2.0  # the encoder has not learned yet (measured 3.4 Å)
@@ -105,7 +106,38 @@ def test_polish_never_raises_a_particles_loss(particles):
              "rotation", "shift", "ctf", "index")}  # fmt: skip
     with torch.no_grad():
         output = module(batch, render=False)
-    result = polish(module, batch, output.estimates, output.pose, trainer.image_loss,
+    result = polish(module, batch, output.estimates, output.pose, "l2",
                     PolishSettings(steps=5, latent_step=5.0))  # fmt: skip
     assert torch.all(result.loss_after <= result.loss_before)
     assert result.latents.shape == (32, 1)
+
+
+def test_empirical_prior_of_a_known_gaussian():
+    """N(μ, Σ) from samples and posterior variances (law of total variance)."""
+    generator = torch.Generator().manual_seed(0)
+    covariance = torch.tensor([[2.0, 0.6], [0.6, 0.5]], dtype=torch.float64)
+    mean = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    samples = mean + torch.randn(20000, 2, generator=generator, dtype=torch.float64) @ (
+        torch.linalg.cholesky(covariance).T
+    )
+    extra = torch.full((20000, 2), 0.25, dtype=torch.float64)
+    prior = LatentPrior.empirical(samples, extra, ridge=0.0)
+    np.testing.assert_allclose(prior.mean, mean, atol=0.05)
+    expected = torch.linalg.inv(covariance + 0.25 * torch.eye(2, dtype=torch.float64))
+    np.testing.assert_allclose(prior.precision, expected, rtol=0.05, atol=0.02)
+    # the energy is half the squared Mahalanobis distance
+    z = prior.mean + torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    energy = prior.energy(z)
+    assert abs(float(energy[0])) < 1e-6
+    np.testing.assert_allclose(float(energy[1]), 0.5 * float(prior.precision[0, 0]), rtol=1e-3)
+
+
+def test_profiled_correlation_likelihood_is_the_gaussian_at_the_best_scale():
+    """−ρ²|y|²/2 = min over a of |y − a ŷ|²/2 − |y|²/2."""
+    generator = torch.Generator().manual_seed(1)
+    measured = torch.randn(4, 8, 8, generator=generator)
+    rendered = torch.randn(4, 8, 8, generator=generator) + 0.5 * measured
+    scale = (rendered * measured).sum((1, 2)) / rendered.square().sum((1, 2))
+    best = negative_log_likelihood(scale[:, None, None] * rendered, measured, "l2")
+    profiled = negative_log_likelihood(rendered, measured, "correlation")
+    np.testing.assert_allclose(profiled, best - 0.5 * measured.square().sum((1, 2)), rtol=1e-4)

@@ -82,6 +82,9 @@ class ModelConfig:
     polish_latent_step: float = 0.05
     polish_rotation_step: float = 0.5
     polish_shift_step: float = 0.2
+    # the latents' prior in the polish: "empirical" (a Gaussian fitted to the encoder's
+    # latents of the particles) or "none" (maximum likelihood)
+    polish_prior: str = "empirical"
 
 
 @dataclass
@@ -123,6 +126,7 @@ RESUMABLE = frozenset(
         "model.polish_latent_step",
         "model.polish_rotation_step",
         "model.polish_shift_step",
+        "model.polish_prior",
     }
 )
 

@@ -26,6 +26,7 @@ from cryomotion.models.intensity import MODES as INTENSITY_MODES
 from cryomotion.models.intensity import IntensityScale
 from cryomotion.models.motion_model import POSE_WIDTH, MotionModel
 from cryomotion.models.per_particle import ParticleState
+from cryomotion.models.polish import PRIORS as POLISH_PRIORS
 from cryomotion.models.polish import PolishSettings
 from cryomotion.models.pose import PoseMode
 from cryomotion.structure.io import read_model
@@ -82,6 +83,11 @@ def check_config(config: RunConfig) -> None:
             + ", ".join(INTENSITY_MODES),
         ),
         (config.model.polish_steps >= 0, f"polish steps {config.model.polish_steps} < 0"),
+        (
+            config.model.polish_prior in POLISH_PRIORS,
+            f"polish prior {config.model.polish_prior!r}: expected one of "
+            + ", ".join(POLISH_PRIORS),
+        ),
         (config.training.epochs >= 0, f"--epochs {config.training.epochs}: expected >= 0"),
         (config.training.batch_size >= 1, f"--batch-size {config.training.batch_size} < 1"),
         (config.training.lr > 0, f"--lr {config.training.lr}: expected > 0"),
@@ -347,6 +353,7 @@ def train_run(
                 latent_step=config.model.polish_latent_step,
                 rotation_step=config.model.polish_rotation_step,
                 shift_step=config.model.polish_shift_step,
+                prior=config.model.polish_prior,
             ),
         )
         trainer.fit(resume=resume)

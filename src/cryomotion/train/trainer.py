@@ -27,7 +27,7 @@ from cryomotion.errors import InputError
 from cryomotion.imaging.likelihood import IMAGE_LOSSES
 from cryomotion.models.motion_model import MotionModel
 from cryomotion.models.objectives import ReconstructionObjective
-from cryomotion.models.polish import PolishSettings, polish
+from cryomotion.models.polish import LatentPrior, PolishSettings, polish
 from cryomotion.models.schedule import Phase, phase_at, total_epochs
 from cryomotion.train.checkpoint import (
     load_checkpoint,
@@ -421,13 +421,24 @@ class Trainer:
             return float("nan"), 0.0
         return total / count, outside / count
 
-    def polish_prior_weight(self) -> float:
-        """The weight of a VAE's latent prior in the current phase's objective (0 for
-        a point-estimate inference): the polish keeps training's balance."""
-        if not getattr(self.module.inference, "variational", False):
-            return 0.0
-        weights = getattr(self.phase.objective, "prior_weights", {})
-        return float(weights.get("latent_kl", 1.0))
+    def polish_prior(self, indices: np.ndarray) -> LatentPrior | None:
+        """The latents' prior of the polish: a Gaussian fitted to the encoder's latents of
+        the particles ``indices`` (and a VAE's posterior variances), or None."""
+        if self.polish_settings.prior == "none" or self.module.deformation.latent_dim == 0:
+            return None
+        latents, variances = [], []
+        loader = self._loader(_batches(indices, self.local_batch), seed=self.settings.seed)
+        with torch.no_grad():
+            for batch in loader:
+                estimates = self.module(self._to_device(batch), render=False).estimates
+                latents.append(estimates.mean_latents.float().cpu())
+                if estimates.log_var is not None:
+                    variances.append(estimates.log_var.float().exp().cpu())
+        if not latents:
+            return None
+        return LatentPrior.empirical(
+            torch.cat(latents), torch.cat(variances) if variances else None
+        ).to_device(self.context.device)
 
     def predict(
         self, indices: np.ndarray, render: bool = False, gather: bool = True
@@ -455,6 +466,8 @@ class Trainer:
             renderer = self.module.renderer
             radius = visible_radius(renderer.box, renderer.pixel_size)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        prior = self.polish_prior(mine) if self.polish_settings.steps else None
+        likelihood = getattr(self.phase.objective, "real_likelihood", "l2")
         loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
         for batch in loader:
             batch = self._to_device(batch)
@@ -477,9 +490,9 @@ class Trainer:
                     batch,
                     estimates,
                     pose,
-                    self.image_loss,
+                    likelihood,
                     self.polish_settings,
-                    prior_weight=self.polish_prior_weight(),
+                    prior=prior,
                     measured=output.measured,
                 )
                 latents = polished.latents
