@@ -281,7 +281,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/information_limit"))
     parser.add_argument("--snr-db", type=float, nargs="+", default=[-10.0, -20.0, -30.0])
-    parser.add_argument("--particles", type=int, default=2000)
+    parser.add_argument("--particles", type=int, default=1500)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--box", type=int, default=64)
     parser.add_argument("--pixel-size", type=float, default=1.5)

@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/information_limit"))
     parser.add_argument("--snr-db", type=float, default=-20.0)
-    parser.add_argument("--particles", type=int, default=2000)
+    parser.add_argument("--particles", type=int, default=1500)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--box", type=int, default=64)
     parser.add_argument("--pixel-size", type=float, default=1.5)
@@ -75,8 +75,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nma-dim", type=int, default=16)
-    parser.add_argument("--polish-steps", type=int, default=40)
-    parser.add_argument("--polish-latent-step", type=float, default=0.1)
+    parser.add_argument("--polish-steps", type=int, default=30)
+    parser.add_argument("--polish-latent-step", type=float, default=0.05)
     parser.add_argument("--emd-particles", type=int, default=500)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
@@ -87,7 +87,9 @@ def main() -> None:
     rows = []
     for k, name in enumerate(args.variants):
         changes, factor = VARIANTS[name]
-        run_dir = folder / "unit" / f"segments_variant{k}"
+        # the default is information_limit.py's own segments run (same settings)
+        name_dir = "segments" if not changes and factor == 1 else f"segments_variant{k}"
+        run_dir = folder / "unit" / name_dir
         seconds = train(data, args, run_dir, changes, factor, 0)
         encoder = score("segments", run_dir, data, args)
         latent_sd = float(load_run(run_dir).latents.std(axis=0).mean())
