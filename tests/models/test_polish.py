@@ -73,9 +73,16 @@ def median_error(trainer: Trainer, amplitudes: np.ndarray) -> float:
     return float(np.median(error) / trainer.module.deformation.latent_scale)
 
 
-def test_polish_brings_a_poor_encoder_close_to_the_true_amplitudes(particles):
+@pytest.fixture(scope="module")
+def two_epochs(particles) -> Trainer:
+    """An encoder after two short epochs (shared: tests reset its polish settings)."""
+    return trained(particles, epochs=2)
+
+
+def test_polish_brings_a_poor_encoder_close_to_the_true_amplitudes(particles, two_epochs):
     amplitudes = particles[3]
-    trainer = trained(particles, epochs=2)
+    trainer = two_epochs
+    trainer.polish_settings = PolishSettings()
     encoder_alone = median_error(trainer, amplitudes)
     # maximum likelihood: the encoder's latents, all alike, would make a too narrow prior
     trainer.polish_settings = PolishSettings(steps=40, latent_step=0.2, prior="none")
@@ -86,8 +93,9 @@ def test_polish_brings_a_poor_encoder_close_to_the_true_amplitudes(particles):
 
 
 @pytest.mark.parametrize("pose_table", [False, True])
-def test_zero_polish_steps_reproduce_the_predictions_exactly(particles, pose_table):
-    trainer = trained(particles, epochs=1, pose_table=pose_table)
+def test_zero_polish_steps_reproduce_the_predictions_exactly(particles, two_epochs, pose_table):
+    trainer = trained(particles, epochs=1, pose_table=True) if pose_table else two_epochs
+    trainer.polish_settings = PolishSettings()
     trainer.predict_pose_steps = 3
     without = trainer.predict(np.arange(PARTICLES))
     trainer.polish_settings = PolishSettings(steps=0, latent_step=0.2)
@@ -96,11 +104,11 @@ def test_zero_polish_steps_reproduce_the_predictions_exactly(particles, pose_tab
         np.testing.assert_array_equal(with_zero[key], value, err_msg=key)
 
 
-def test_polish_never_raises_a_particles_loss(particles):
+def test_polish_never_raises_a_particles_loss(particles, two_epochs):
     """A particle whose polished loss is worse than its start keeps its start."""
     from cryomotion.models.polish import polish
 
-    trainer = trained(particles, epochs=1)
+    trainer = two_epochs
     module = trainer.module.eval()
     batch = {k: torch.stack([particles[4][i][k] for i in range(32)]) for k in ("image",
              "rotation", "shift", "ctf", "index")}  # fmt: skip
