@@ -93,8 +93,11 @@ def main() -> None:
         seconds = train(data, args, run_dir, changes, factor, 0)
         encoder = score("segments", run_dir, data, args)
         latent_sd = float(load_run(run_dir).latents.std(axis=0).mean())
-        train(data, args, run_dir, changes, factor, args.polish_steps)
-        polished = score("segments", run_dir, data, args)
+        if args.polish_steps:
+            train(data, args, run_dir, changes, factor, args.polish_steps)
+            polished = score("segments", run_dir, data, args)
+        else:  # not measured
+            polished = {key: float("nan") for key in encoder}
         rows.append((name, encoder, polished, latent_sd, seconds))
         print(name, json.dumps([encoder, polished, latent_sd, seconds]), flush=True)
     lines = [

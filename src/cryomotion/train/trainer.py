@@ -27,7 +27,8 @@ from cryomotion.errors import InputError
 from cryomotion.imaging.likelihood import IMAGE_LOSSES
 from cryomotion.models.motion_model import MotionModel
 from cryomotion.models.objectives import ReconstructionObjective
-from cryomotion.models.polish import LatentPrior, PolishSettings, polish
+from cryomotion.models.polish import LatentPrior, PolishSettings
+from cryomotion.models.polish import polish as polish_estimates
 from cryomotion.models.schedule import Phase, phase_at, total_epochs
 from cryomotion.train.checkpoint import (
     load_checkpoint,
@@ -408,7 +409,8 @@ class Trainer:
         the box (``train.sanity``), over all processes; (NaN, 0) for no particles."""
         if len(indices) == 0:
             return float("nan"), 0.0
-        result = self.predict(indices, render=True, gather=False)
+        # the per-epoch test loss is the encoder's (a polish would cost every epoch)
+        result = self.predict(indices, render=True, gather=False, polish=False)
         total, count, outside = all_reduce_sum(
             self.context,
             [
@@ -441,7 +443,7 @@ class Trainer:
         ).to_device(self.context.device)
 
     def predict(
-        self, indices: np.ndarray, render: bool = False, gather: bool = True
+        self, indices: np.ndarray, render: bool = False, gather: bool = True, polish: bool = True
     ) -> dict[str, np.ndarray]:
         """Latents and poses of the particles ``indices`` (and their loss with ``render``).
 
@@ -452,7 +454,8 @@ class Trainer:
         ``loss`` (N,) and ``outside`` (N,), the fraction of each model's atoms outside the
         box (``train.sanity``). A pose table takes ``predict_pose_steps`` inner steps per
         particle first (gradients on; the table itself is left as it is); then, with polish
-        steps (``models.polish``), the latents and a pose correction are polished jointly.
+        steps (``models.polish``) and ``polish``, the latents and a pose correction are
+        polished jointly.
         """
         was_training = self.module.training
         self.module.eval()
@@ -466,7 +469,8 @@ class Trainer:
             renderer = self.module.renderer
             radius = visible_radius(renderer.box, renderer.pixel_size)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-        prior = self.polish_prior(mine) if self.polish_settings.steps else None
+        polish_steps = self.polish_settings.steps if polish else 0
+        prior = self.polish_prior(mine) if polish_steps else None
         likelihood = getattr(self.phase.objective, "real_likelihood", "l2")
         loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
         for batch in loader:
@@ -484,8 +488,8 @@ class Trainer:
                     measured=output.measured,
                     final_rate=PREDICT_FINAL_RATE,
                 )
-            if self.polish_settings.steps:
-                polished = polish(
+            if polish_steps:
+                polished = polish_estimates(
                     self.module,
                     batch,
                     estimates,
