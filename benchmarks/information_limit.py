@@ -179,6 +179,42 @@ def run(args) -> dict:
     return results
 
 
+def from_log(log: Path, args) -> dict:
+    """The results of a run of this script stopped early, rebuilt from the lines it printed
+    (scores) and its run folders (ceilings, training times): the SNRs it finished."""
+    results: dict = {}
+    for line in log.read_text().splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) < 3 or not parts[2].startswith("{") and parts[1] not in args.systems:
+            continue
+        try:
+            snr = float(parts[0])
+        except ValueError:
+            continue
+        if parts[1] == "limit":
+            results[snr] = json.loads(line.split(" ", 2)[2])
+            continue
+        system, rest = parts[1], line.split(" ", 2)[2]
+        kind, _, payload = rest.partition(" {")
+        value = json.loads("{" + payload)
+        folder = args.workdir / f"snr{snr:g}dB"
+        if kind == "encoder":
+            with (folder / "unit" / system / "metrics.csv").open() as handle:
+                last = handle.read().splitlines()[-1].split(",")
+            header = (folder / "unit" / system / "metrics.csv").read_text().splitlines()[0]
+            seconds = float(last[header.split(",").index("elapsed_seconds")])
+            per_frame = ceilings(system, folder / "unit" / system, folder / "data" /
+                                 "ground_truth.npz")  # fmt: skip
+            with np.load(folder / "data" / "ground_truth.npz", allow_pickle=False) as truth:
+                ceiling = float(np.median(per_frame[truth["frame_index"]]))
+            results[snr][system] = {"encoder": value, "train_seconds": seconds,
+                                    "polished": {}, "ceiling": ceiling}  # fmt: skip
+        else:
+            results[snr][system]["polished"][kind.removeprefix("polish ")] = value
+    # only SNRs with every system scored
+    return {k: v for k, v in results.items() if all(s in v for s in args.systems)}
+
+
 def fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
@@ -303,10 +339,13 @@ def main() -> None:
     parser.add_argument("--limit-particles", type=int, default=300)
     parser.add_argument("--emd-particles", type=int, default=500)
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
+    parser.add_argument(
+        "--from-log", type=Path, help="rebuild the table from a stopped run's printed output"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    results = run(args)
+    results = from_log(args.from_log, args) if args.from_log else run(args)
     text = markdown(results, args, time.perf_counter() - start)
     print(text)
     (args.workdir / "results.json").write_text(json.dumps(
