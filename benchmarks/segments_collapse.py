@@ -85,10 +85,11 @@ def main() -> None:
     folder = args.workdir / f"snr{args.snr_db:g}dB"
     data = simulate(args.snr_db, args, folder)
     rows = []
-    for k, name in enumerate(args.variants):
+    for name in args.variants:
         changes, factor = VARIANTS[name]
         # the default is information_limit.py's own segments run (same settings)
-        name_dir = "segments" if not changes and factor == 1 else f"segments_variant{k}"
+        number = list(VARIANTS).index(name)
+        name_dir = "segments" if not changes and factor == 1 else f"segments_variant{number}"
         run_dir = folder / "unit" / name_dir
         seconds = train(data, args, run_dir, changes, factor, 0)
         encoder = score("segments", run_dir, data, args)
