@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from importlib.resources import files
 from pathlib import Path
 
@@ -47,3 +50,41 @@ def simulate_with_cli(tmp_path_factory, adk_open_path):
         return sim
 
     return simulate
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture
+def chromium_images(tmp_path):
+    """A function loading an HTML page in headless Chromium: returns (images decoded,
+    images) and leaves a screenshot of the page in ``tmp_path`` (the test's artefacts);
+    the test is skipped where Chromium is not installed."""
+    if shutil.which("chromium") is None:
+        pytest.skip("headless Chromium not installed")
+
+    def load(page: Path) -> tuple[int, int]:
+        # the DOM after load, with a script counting images that decoded (naturalWidth > 0)
+        probe = page.with_name(f"{page.stem}_probe.html")
+        script = (
+            "<script>window.onload=()=>{const i=[...document.images];"
+            "document.title=i.filter(x=>x.naturalWidth>0).length+'/'+i.length;}</script>"
+        )
+        probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+        profile = f"--user-data-dir={tmp_path / 'chromium-profile'}"
+        out = subprocess.run(
+            ["chromium", *CHROMIUM_FLAGS, profile, "--dump-dom", probe.as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        probe.unlink()
+        subprocess.run(
+            ["chromium", *CHROMIUM_FLAGS, profile, "--window-size=1200,2400",
+             f"--screenshot={tmp_path / (page.stem + '.png')}", page.as_uri()],
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        loaded, total = re.search(r"<title>(\d+)/(\d+)</title>", out.stdout).groups()
+        return int(loaded), int(total)
+
+    return load

@@ -3,7 +3,6 @@
 import logging
 import re
 import shutil
-import subprocess
 
 import mrcfile
 import numpy as np
@@ -78,24 +77,9 @@ def test_report_embeds_every_image_and_links_existing_files(analysis):
     assert "Against the ground truth" in page
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium not installed")
-def test_report_images_load_in_chromium(analysis, tmp_path):
-    # Render the page's DOM after load and count images that decoded (naturalWidth > 0).
-    probe = tmp_path / "probe.html"
-    page = (analysis / "report.html").read_text()
-    script = (
-        "<script>window.onload=()=>{const i=[...document.images];"
-        "document.title=i.filter(x=>x.naturalWidth>0).length+'/'+i.length;}</script>"
-    )
-    probe.write_text(page.replace("</body>", script + "</body>"))
-    out = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    loaded, total = re.search(r"<title>(\d+)/(\d+)</title>", out.stdout).groups()
-    assert int(total) >= 5 and loaded == total
+def test_report_images_load_in_chromium(analysis, chromium_images):
+    loaded, total = chromium_images(analysis / "report.html")
+    assert total >= 5 and loaded == total
 
 
 def test_umap_embeds_the_latents_or_names_the_missing_extra(trained_run, tmp_path, capsys):
@@ -128,9 +112,10 @@ def test_reconstruct_gives_each_state_a_data_map_and_model_vs_data_fsc(trained_r
     assert section.count("data:image/png;base64,") == 2
     total = 0
     for k in (1, 2):
-        with mrcfile.open(out / f"state_{k}.mrc") as model, mrcfile.open(
-            out / f"state_{k}_data.mrc"
-        ) as data:
+        with (
+            mrcfile.open(out / f"state_{k}.mrc") as model,
+            mrcfile.open(out / f"state_{k}_data.mrc") as data,
+        ):
             assert data.data.shape == model.data.shape == (32, 32, 32)
             assert float(data.voxel_size.x) == pytest.approx(float(model.voxel_size.x))
             assert [float(data.header.origin[a]) for a in "xyz"] == pytest.approx(

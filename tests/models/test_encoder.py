@@ -86,4 +86,24 @@ def test_mlp_trunk_layers_and_conditioned_head():
     moved = (head(features, changed) - out).abs().sum(-1)
     assert (moved[:, 0] > 0).all() and torch.equal(moved[:, 1:], torch.zeros(3, 5))
     with pytest.raises(ValueError, match="trunk"):
-        ImageEncoder(16, {"latents": 4}, trunk="resnet")
+        ImageEncoder(16, {"latents": 4}, trunk="vit")
+
+
+def test_resnet_trunk_features_skip_connections_and_any_box():
+    """DeepHEMNMA's ResNet: stages of 64·w, 128·w, ... filters, global pooling (any box);
+    a residual block whose convolutions are zero passes its input through (then ReLU)."""
+    from cryomotion.models.encoder import ResidualBlock
+
+    for box in (24, 32, 33):
+        encoder = ImageEncoder(box, {"latents": 3}, width=0.125, trunk="resnet",
+                               resnet_blocks=(1, 2))  # fmt: skip
+        assert encoder.features.n_features == 16  # 128 · 0.125
+        assert encoder(torch.randn(2, box, box))["latents"].shape == (2, 3)
+    block = ResidualBlock(4, 4, stride=1, norm="none")
+    for layer in block.body:
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.zeros_(layer.weight)
+    x = torch.randn(2, 4, 8, 8)
+    torch.testing.assert_close(block(x), torch.relu(x))
+    with pytest.raises(ValueError, match="blocks"):
+        ImageEncoder(16, {"latents": 1}, trunk="resnet", resnet_blocks=())

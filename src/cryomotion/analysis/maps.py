@@ -8,6 +8,7 @@ import mrcfile
 import numpy as np
 
 from cryomotion.atomic_write import atomic_path
+from cryomotion.imaging.density import scatterer_map
 from cryomotion.structure.form_factors import scattering_table
 
 
@@ -28,28 +29,10 @@ def atomic_potential_map(
     densities, so ``sum × voxel_size³ = Σ f_e(0)`` over the atoms. ``b_factor`` (Å²)
     blurs every atom by exp(−B q²/4), as a temperature factor does.
     """
-    coords = np.asarray(coords, dtype=np.float64) - np.asarray(origin, dtype=np.float64)
-    types, a, b, type_index = scattering_table(elements)
-    q = np.fft.fftfreq(box, d=voxel_size)
-    q_half = np.fft.rfftfreq(box, d=voxel_size)
-    q2 = q[:, None, None] ** 2 + q[None, :, None] ** 2 + q_half[None, None, :] ** 2
-    spectrum = np.zeros((box, box, len(q_half)), dtype=np.complex128)
-    for t in range(len(types)):
-        widths = b[t] + b_factor
-        form_factor = np.einsum("i,i...->...", a[t], np.exp(-np.multiply.outer(widths, q2) / 4))
-        positions = coords[type_index == t]
-        structure_factor = np.zeros_like(spectrum)
-        for start in range(0, len(positions), atoms_per_chunk):
-            x, y, z = positions[start : start + atoms_per_chunk].T
-            ex = np.exp(-2j * np.pi * np.outer(x, q_half))  # (atoms, box//2+1)
-            ey = np.exp(-2j * np.pi * np.outer(y, q))  # (atoms, box)
-            ez = np.exp(-2j * np.pi * np.outer(z, q))
-            # sum over atoms of ez ⊗ ey ⊗ ex, as one matrix product
-            zy = (ez[:, :, None] * ey[:, None, :]).reshape(len(x), -1)
-            structure_factor += (zy.T @ ex).reshape(box, box, -1)
-        spectrum += form_factor * structure_factor
-    volume = np.fft.irfftn(spectrum, s=(box,) * 3, axes=(0, 1, 2)) / voxel_size**3
-    return volume.astype(np.float32)
+    _, a, b, type_index = scattering_table(elements)
+    return scatterer_map(
+        coords, a, b, type_index, box, voxel_size, origin, b_factor, None, atoms_per_chunk
+    )
 
 
 def write_map(

@@ -12,6 +12,7 @@ import numpy as np
 import yaml
 
 from cryomotion.analysis import plots
+from cryomotion.analysis.alignment import alignment_section
 from cryomotion.analysis.latent import (
     density_maxima,
     kmeans_states,
@@ -28,12 +29,17 @@ from cryomotion.analysis.segmentation import (
 )
 from cryomotion.atomic_write import atomic_path
 from cryomotion.data.poses import resolve_rotation_center
-from cryomotion.data.readers import read_particles
 from cryomotion.data.star import write_star_subset
 from cryomotion.errors import InputError
 from cryomotion.npz_arrays import INTEGER, Array, load_arrays, missing_keys
 from cryomotion.structure.io import write_models
-from cryomotion.train.results import TrainedRun, decode_latents, load_run, particle_coords
+from cryomotion.train.results import (
+    TrainedRun,
+    decode_latents,
+    load_run,
+    particle_coords,
+    run_particles,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,16 +161,7 @@ def analyze_run(
         sections.append(Section("Training", figures=figures_training))
 
     # Particle table, for star subsets and maps at the data's pixel size.
-    table = read_particles(
-        run.config.data.particles,
-        poses=run.config.data.poses,
-        ctf=run.config.data.ctf,
-        pixel_size=run.config.data.pixel_size,
-        dataset_dir=run.config.data.dataset_dir,
-        amplitude_contrast=run.config.data.amplitude_contrast,
-        voltage=run.config.data.voltage,
-        spherical_aberration=run.config.data.spherical_aberration,
-    )
+    table = run_particles(run.config)
     pixel_size = float(np.median(table.pixel_size))
     box = table.box_size
 
@@ -172,6 +169,7 @@ def analyze_run(
     trajectory_files: list[Path] = []
     state_files: list[Path] = []
     map_files: list[Path] = []
+    motion_figures: list[tuple[Path, str]] = []
     if d == 0:
         sections.append(
             Section("Landscape", paragraphs=["Rigid run (d = 0): no conformational latent."])
@@ -214,6 +212,13 @@ def analyze_run(
             frames = _decode(run, trajectory_along_pc(pca, pc, config.n_frames))
             path = write_models(out / f"pc{pc + 1}_trajectory.pdb", run.reference, frames)
             trajectory_files.append(path)
+            if pc == 0:
+                ca = run.reference.ca_index[run.reference.ca_index >= 0]
+                motion = plots.motion_picture(frames[0][ca], frames[-1][ca], out / "pc1_motion")
+                motion_figures.append(
+                    (motion, "the motion along PC1: its 5 % end (grey) and 95 % end, "
+                     "coloured by displacement")
+                )  # fmt: skip
         # Models at the density maxima of PC1.
         pc_at_maxima = np.zeros((len(maxima), pca.components.shape[0]))
         pc_at_maxima[:, 0] = maxima
@@ -293,6 +298,7 @@ def analyze_run(
                     f"{config.n_frames} frames. In ChimeraX: open analysis.cxc."
                 ],
                 tables=[(["file"], rows)],
+                figures=motion_figures,
             )
         )
         result.files["chimerax"] = cxc
@@ -300,6 +306,9 @@ def analyze_run(
     segmentation = _segmentation_section(run, out)
     if segmentation is not None:
         sections.append(segmentation)
+    alignment = alignment_section(run, out)  # aligned vs regressed particles (DeepHEMNMA)
+    if alignment is not None:
+        sections.append(alignment)
 
     truth_path = _find_ground_truth(run, config.ground_truth)
     truth = None
@@ -412,8 +421,13 @@ def _segmentation_section(run: TrainedRun, out: Path) -> Section | None:
         write_segmentation_products(run.reference, membership, out)
         root = out
     rows = [
-        [str(r.segment), r.chain or "-", str(r.first_residue), str(r.last_residue),
-         str(r.n_residues)]  # fmt: skip
+        [
+            str(r.segment),
+            r.chain or "-",
+            str(r.first_residue),
+            str(r.last_residue),
+            str(r.n_residues),
+        ]  # fmt: skip
         for r in ranges
     ]
     files = [p for p in sorted(root.glob("segmentation.*")) if p.suffix in (".pdb", ".cif")]

@@ -43,6 +43,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "export": ("cryomotion.cli.export", "write the per-particle atomic models of a run"),
     "analyze": ("cryomotion.cli.analyze", "latent landscape, states, motions, maps, report"),
     "reconstruct": ("cryomotion.cli.reconstruct", "3-D map, half maps and FSC from particles"),
+    "compare": ("cryomotion.cli.compare", "train several systems on the same particles, compare"),
 }
 
 
@@ -148,5 +149,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def console() -> int:
+    """The ``cryomotion`` command: ``main`` in a process of its own, whose CPU threads it
+    chooses first (``train.threads``: the cores other processes leave free)."""
+    argv = sys.argv[1:]
+    if argv and argv[0] in VERBS and not {"-h", "--help"} & set(argv):
+        from cryomotion.train.threads import configure_threads  # noqa: PLC0415 - imports torch
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        configure_threads()
+    return main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

@@ -18,8 +18,15 @@ particles' stacks), nor lie inside a training run or simulated dataset folder, u
 PARTICLES is a RELION .star, a cryoSPARC .cs, or a stack (.mrcs/.txt) with cryoDRGN
 --poses and --ctf .pkl files (cryoDRGN stacks of dark particles need --invert-data).
 
-example:
+With --flexible, PARTICLES is a 3DFlex run folder (`cryomotion train flex`): its flow and
+latents are frozen, the canonical density is re-fitted from zero for each half set at the
+full box (or --box) by full-batch L-BFGS, and -o (a folder) receives flexible_half1/2.mrc,
+the rigid reconstruction's rigid_half1/2.mrc of the same particles and split, mask.mrc and
+fsc.tsv / fsc.png (global and masked, flexible and rigid).
+
+examples:
   cryomotion reconstruct particles.star -o recon/map.mrc --halves --box 128
+  cryomotion reconstruct run_flex --flexible -o run_flex/halves
 """
 
 from __future__ import annotations
@@ -71,9 +78,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--flexible",
+        action="store_true",
+        help="PARTICLES is a 3DFlex training RUN: half maps of its canonical density under the "
+        "frozen flow and latents (full-batch L-BFGS per half set, at --box or the full box), "
+        "their FSC beside the rigid reconstruction's; -o is a folder",
+    )
+    parser.add_argument(
+        "--lbfgs-iterations", type=int, default=30, help="--flexible: L-BFGS passes per half"
+    )
+
+
+def run_flexible(args: argparse.Namespace) -> int:
+    """``reconstruct RUN --flexible``: 3DFlex's half-map validation."""
+    from cryomotion.analysis.flexible_reconstruction import (
+        flexible_half_maps,
+        write_flexible_reconstruction,
+    )
+
+    check_output(args.output, [args.particles], force=args.force)
+    result = flexible_half_maps(
+        args.particles,
+        box=args.box,
+        iterations=args.lbfgs_iterations,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    paths = write_flexible_reconstruction(result, args.output)
+    for name, resolution in result.resolutions(0.143).items():
+        print(f"{name:>16} half-map FSC 0.143: {resolution:.2f} Å")
+    print(f"training Nyquist {result.training_nyquist:.2f} Å; curves in {paths['fsc_tsv']}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.flexible:
+        return run_flexible(args)
     table = read_particles_from(args)
     indices = parse_indices(args.indices, len(table))
     inputs = [args.particles, args.poses, args.ctf, args.indices, args.mask]

@@ -69,6 +69,17 @@ class Deformation(nn.Module, abc.ABC):
             amplitudes = amplitudes.reshape(*lead, amplitudes.shape[-1])
         return Deformed(points, out.regularization, amplitudes)
 
+    def atoms(self, latents: torch.Tensor) -> torch.Tensor:
+        """(..., d) -> the reference model's atoms (..., atoms, 3) Å as this deformation
+        moves them: its points, for a deformation whose points are the atoms; a deformation
+        of other points (3DFlex's pseudo-atoms) carries the atoms itself."""
+        return self(latents).points
+
+    def scatterers(self):
+        """What the points are (``imaging.scatterers.Scatterers``) when they are not the
+        reference model's atoms; None: its atoms, with their elements' form factors."""
+        return None
+
     def rest(self) -> Deformed:
         """The undeformed points (P, 3) Å (a pose-only phase renders these), no terms."""
         return Deformed(self.reference, {})

@@ -104,6 +104,80 @@ class MLPTrunk(nn.Module):
         return self.trunk(images.flatten(1))
 
 
+class ResidualBlock(nn.Module):
+    """Two 3×3 convolutions with normalisation, added to the input (a 1×1 projection when the
+    stride or the channels change), then ReLU: ResNet's basic block (He et al. 2016)."""
+
+    def __init__(self, channels_in: int, channels: int, stride: int, norm: str):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels_in, channels, 3, stride=stride, padding=1, bias=False),
+            norm_layer(norm, channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            norm_layer(norm, channels),
+        )
+        self.skip: nn.Module = nn.Identity()
+        if stride != 1 or channels_in != channels:
+            self.skip = nn.Sequential(
+                nn.Conv2d(channels_in, channels, 1, stride=stride, bias=False),
+                norm_layer(norm, channels),
+            )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.skip(x))
+
+
+RESNET_FILTERS = (64, 128, 256, 512)
+
+
+class ResNetTrunk(nn.Module):
+    """Images (B, D, D) -> features (B, channels): a ResNet (DeepHEMNMA's regressor, seed
+    004). A 3×3 stem, then stages of ``blocks`` residual blocks with 64, 128, 256, 512
+    filters times ``width``, each stage after the first halving the map, and a global
+    average pool (so any box works). ``blocks`` (2, 2, 2, 2) is ResNet-18's layout."""
+
+    def __init__(
+        self,
+        box: int,
+        width: float = 1.0,
+        norm: str = "batch",
+        blocks: tuple[int, ...] = (2, 2, 2, 2),
+    ):
+        super().__init__()
+        if width <= 0:
+            raise ValueError(f"encoder width {width}: expected a positive multiplier")
+        if not blocks or len(blocks) > len(RESNET_FILTERS) or min(blocks) < 1:
+            raise ValueError(f"ResNet blocks {blocks}: expected 1-4 stages of >= 1 block")
+        first = max(4, round(RESNET_FILTERS[0] * width))
+        layers: list[nn.Module] = [
+            nn.Conv2d(1, first, 3, padding=1, bias=False),
+            norm_layer(norm, first),
+            nn.ReLU(inplace=True),
+        ]
+        channels_in = first
+        size = box
+        for stage, count in enumerate(blocks):
+            channels = max(4, round(RESNET_FILTERS[stage] * width))
+            for block in range(count):
+                stride = 2 if stage > 0 and block == 0 and size >= 4 else 1
+                layers.append(ResidualBlock(channels_in, channels, stride, norm))
+                size = (size + stride - 1) // stride
+                channels_in = channels
+        layers.append(nn.AdaptiveAvgPool2d(1))
+        self.box = box
+        self.trunk = nn.Sequential(*layers)
+        self.n_features = channels_in
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-2:] != (self.box, self.box):
+            raise ValueError(
+                f"images of shape {tuple(images.shape)}, expected (batch, {self.box}, {self.box})"
+            )
+        return self.trunk(images.unsqueeze(1)).flatten(1)
+
+
 class MLPHead(nn.Module):
     """features (B, F) -> (B, out): hidden layers with ReLU, then a linear output layer.
 
@@ -147,14 +221,17 @@ class ImageEncoder(nn.Module):
         hidden: tuple[int, ...] = HIDDEN,
         trunk: str = "conv",
         mlp_widths: tuple[int, ...] = (2048, 1024, 512, 512),
+        resnet_blocks: tuple[int, ...] = (2, 2, 2, 2),
     ):
         super().__init__()
         if trunk == "conv":
             self.features = ConvEncoder(box, width=width, norm=norm)
         elif trunk == "mlp":
             self.features = MLPTrunk(box, tuple(mlp_widths))
+        elif trunk == "resnet":
+            self.features = ResNetTrunk(box, width=width, norm=norm, blocks=tuple(resnet_blocks))
         else:
-            raise ValueError(f"encoder trunk {trunk!r}: expected conv or mlp")
+            raise ValueError(f"encoder trunk {trunk!r}: expected conv, mlp or resnet")
         self.sizes = dict(outputs)
         self.heads = nn.ModuleDict(
             {

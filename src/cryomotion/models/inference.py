@@ -54,6 +54,16 @@ class Inference(nn.Module, abc.ABC):
         """Names of buffers holding per-particle state (not synchronised by DDP)."""
         return []
 
+    def infer(self, model: nn.Module, batch: dict, phase=None, predict: bool = False) -> None:
+        """Update the per-particle state of ``batch`` before its estimates are read: the
+        trainer calls it on the unwrapped ``model`` (a ``MotionModel``) before each outer
+        step (``phase`` the current ``Phase``) and before predicting (``predict``). An
+        auto-decoder (3DFlex's latent table) runs its inner loop here; the default does
+        nothing."""
+
+    def sync(self, index: torch.Tensor) -> None:
+        """All-gather the rows ``index`` (B,) that ``infer`` updated (no-op by default)."""
+
 
 class ConditionedHead(nn.Module):
     """A head on the image features and another head's sample: (B, F), (B, S, c) -> (B, S, out).

@@ -146,8 +146,10 @@ class MotionModel(nn.Module):
             deformed = self.deformation(flat)
             points = self.eckart_frame(deformed.points)
             regularization = deformed.regularization
+            amplitudes = deformed.amplitudes  # per-point (3DFlex's canonical density) or None
         else:
-            points, regularization = self.deformation.rest().coords, {}
+            rest = self.deformation.rest()
+            points, regularization, amplitudes = rest.coords, {}, rest.amplitudes
         rotations, shifts = pose.rotations, pose.shifts
         if samples > 1:
             rotations = rotations.repeat_interleave(samples, dim=0)
@@ -159,10 +161,12 @@ class MotionModel(nn.Module):
             if self.intensity.per_image:
                 raise ValueError("a per-image intensity scale needs real-space images")
             rendered = self.renderer.fourier(
-                points, rotations, shifts, ctf, max_frequency=max_frequency
+                points, rotations, shifts, ctf, amplitudes=amplitudes, max_frequency=max_frequency
             )
         else:
-            rendered = self.renderer(points, rotations, shifts, ctf, max_frequency=max_frequency)
+            rendered = self.renderer(
+                points, rotations, shifts, ctf, amplitudes=amplitudes, max_frequency=max_frequency
+            )
         rendered = self.intensity.scale_rendered(rendered, optics_groups)
         if self.intensity.per_image and measured is not None:
             target = measured.repeat_interleave(samples, dim=0) if samples > 1 else measured

@@ -119,14 +119,38 @@ class ReconstructionObjective:
 
 @dataclass(frozen=True)
 class RegressionObjective:
-    """Mean squared error of the inferred mean latents (B, d) against per-particle targets
-    ``batch["target_latents"]`` (B, d), in units of ``latent_scale`` (so every system's
-    latents weigh alike). Renders nothing."""
+    """Mean squared error of the inferred mean latents (B, d) against per-particle targets,
+    in units of ``latent_scale`` (so every system's latents weigh alike). Renders nothing.
 
-    latent_scale: float = 1.0
+    The targets are ``batch["target_latents"]`` (B, d) when the batch has them, else the
+    inference's ``targets(batch)`` -> (latents (B, d), pose (B,)), e.g. DeepHEMNMA's aligned
+    values (``models.alignment.AlignmentRegressor``); a target pose adds the squared rotation
+    error (the chordal distance ‖R − R*‖²_F / 2 ≈ θ², in units of ``rotation_scale`` radians)
+    and the squared shift error (in units of ``shift_scale`` Å), times ``pose_weight``.
+    """
+
+    latent_scale: float | None = None  # None: the inference's ``latent_scale``
+    rotation_scale: float = 1.0  # radians that weigh as one latent unit
+    shift_scale: float = 1.0  # Å that weigh as one latent unit
+    pose_weight: float = 1.0
 
     def __call__(self, model, batch: dict, phase=None) -> Loss:
         estimates = model(batch, render=False).estimates
-        error = (estimates.mean_latents - batch["target_latents"].to(estimates.mean_latents))
-        per_image = (error / self.latent_scale).square().mean(dim=1)
+        inference = getattr(model, "module", model).inference  # unwrapped from DDP
+        target_pose = None
+        targets = batch.get("target_latents")
+        if targets is None:
+            targets, target_pose = inference.targets(batch)
+        scale = self.latent_scale or getattr(inference, "latent_scale", 1.0)
+        mean = estimates.mean_latents
+        error = (mean - targets.to(mean)) / scale
+        per_image = error.square().mean(dim=1) if error.shape[1] else mean.new_zeros(len(mean))
+        if target_pose is not None and self.pose_weight:
+            rotations = estimates.pose.rotations
+            chordal = (rotations - target_pose.rotations.to(rotations)).square().sum((-2, -1))
+            rotation = 0.5 * chordal / self.rotation_scale**2
+            shifts = estimates.pose.shifts
+            shift = (shifts - target_pose.shifts.to(shifts)).square().sum(-1) / self.shift_scale**2
+            pose = self.pose_weight * (rotation + shift)
+            per_image = per_image + pose
         return Loss(per_image.mean(), per_image, {}, None)

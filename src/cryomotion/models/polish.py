@@ -39,7 +39,6 @@ import torch
 
 from cryomotion.imaging.pose import Pose
 from cryomotion.models.inference import Estimates
-from cryomotion.models.intensity import fitted_scale
 from cryomotion.models.per_particle import ParticleState
 from cryomotion.models.pose import compose_pose
 
@@ -168,13 +167,10 @@ def polish(
 
     def loss(rows: torch.Tensor) -> torch.Tensor:
         latents = rows[:, :d]
-        points = model.eckart_frame(deformation(latents).points)
-        pose = pose_of(rows)
-        rendered = model.renderer(points, pose.rotations, pose.shifts, ctf)
-        rendered = model.intensity.scale_rendered(rendered, groups)
-        if model.intensity.per_image:
-            rendered = rendered * fitted_scale(rendered, measured)[:, None, None]
-        total = negative_log_likelihood(rendered, measured, likelihood)
+        # the model's own decoder: deformation, Eckart frame, any per-point amplitudes,
+        # renderer and intensity scale, as in training
+        rendered, _ = model.decode(latents[:, None], pose_of(rows), ctf, groups, measured)
+        total = negative_log_likelihood(rendered[:, 0], measured, likelihood)
         if prior is not None:
             total = total + prior.energy(latents)
         return total

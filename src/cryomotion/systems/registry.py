@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cryomotion.deform.base import Deformation
 from cryomotion.errors import InputError
 from cryomotion.models.inference import Inference
@@ -25,6 +27,8 @@ from cryomotion.structure.model import AtomicModel
 SYSTEMS: dict[str, str] = {
     "nma": "cryomotion.systems.nma",
     "segments": "cryomotion.systems.segments",
+    "flex": "cryomotion.systems.flex",
+    "deephemnma": "cryomotion.systems.deephemnma",
 }
 
 
@@ -60,6 +64,20 @@ class InferenceInputs:
 
 
 @dataclass(frozen=True)
+class AlignmentPlan:
+    """Training on an elastically aligned subset (DeepHEMNMA): the particles ``aligned``
+    (sorted indices) are aligned one by one before training (``Inference.align``); the
+    trainer then fits on ``train`` and validates on ``validation`` (both within
+    ``aligned``), stopping after ``patience`` epochs without a better validation loss."""
+
+    aligned: np.ndarray
+    train: np.ndarray
+    validation: np.ndarray
+    patience: int | None = None
+    batch_size: int = 64  # particles aligned at once
+
+
+@dataclass(frozen=True)
 class System:
     """One motion model.
 
@@ -91,6 +109,10 @@ class System:
         amortized image encoder (``models.inference.AmortizedEncoder``) every seed-000/001
         style system uses.
     pose_modes : the ``--pose-mode`` values the system supports.
+    alignment : ``(settings, n_particles, seed)`` -> ``AlignmentPlan``: align a subset of
+        the particles before training and train on it (the inference must provide
+        ``align`` and ``final_predictions``, as ``models.alignment.AlignmentRegressor``
+        does); None for none.
     """
 
     name: str
@@ -107,6 +129,7 @@ class System:
     save_state: Callable[[Deformation, Path], None] | None = None
     build_inference: Callable[[InferenceInputs], Inference] | None = None
     pose_modes: tuple[str, ...] = ("given", "refine")
+    alignment: Callable[[Any, int, int], AlignmentPlan] | None = None
 
     def phases(self, settings: Any, epochs: int) -> list[Phase]:
         """The training schedule for ``epochs`` epochs (one phase unless the system says)."""

@@ -38,13 +38,17 @@ def calibrate_intensity(
     was_training = model.training
     model.eval()
     zero = torch.zeros(1, model.deformation.latent_dim, device=device)
-    reference = model.deformation(zero).coords[0]
+    rest = model.deformation(zero)
+    reference = rest.coords[0]
+    amplitudes = rest.amplitudes  # per-point amplitudes (3DFlex's canonical density) or None
+    amplitudes = None if amplitudes is None else amplitudes.detach().reshape(-1, len(reference))[0]
     measured, rendered, groups = [], [], []
     loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size)
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         shifts = batch["shift"] if use_file_shifts else torch.zeros_like(batch["shift"])
-        rendered.append(model.renderer(reference, batch["rotation"], shifts, batch["ctf"]).cpu())
+        image = model.renderer(reference, batch["rotation"], shifts, batch["ctf"], amplitudes)
+        rendered.append(image.cpu())
         measured.append(batch["image"].cpu())
         group = batch.get("optics_group")
         groups.append(

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cryomotion.atomic_write import atomic_path
+from cryomotion.data.particles import ParticleTable
+from cryomotion.data.readers import read_particles
 from cryomotion.deform.base import Deformation
 from cryomotion.errors import InputError
 from cryomotion.geometry.superposition import superpose_onto
@@ -46,6 +48,8 @@ class TrainedRun:
     deformation : latents (B, d) -> coords (B, atoms, 3) Å, on the CPU, in eval mode.
     rotations : (N, 3, 3) the poses the run rendered with (None for runs of cryomotion 0.1,
         which used the particle file's).
+    alignment : for a run that aligned a subset (DeepHEMNMA), ``aligned`` (N,) bool,
+        ``misfit`` (N,) and ``regressed_latents`` (N, d) from ``latents.npz``; else {}.
     """
 
     paths: RunPaths
@@ -57,10 +61,27 @@ class TrainedRun:
     is_test: np.ndarray
     deformation: Deformation
     rotations: np.ndarray | None = None
+    alignment: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_particles(self) -> int:
         return len(self.particle_index)
+
+
+def run_particles(config: RunConfig) -> ParticleTable:
+    """The particle table a run's ``config`` trained on (its data section's files and
+    overrides)."""
+    data = config.data
+    return read_particles(
+        data.particles,
+        poses=data.poses,
+        ctf=data.ctf,
+        pixel_size=data.pixel_size,
+        dataset_dir=data.dataset_dir,
+        amplitude_contrast=data.amplitude_contrast,
+        voltage=data.voltage,
+        spherical_aberration=data.spherical_aberration,
+    )
 
 
 def load_run(run_dir: str | Path) -> TrainedRun:
@@ -85,7 +106,12 @@ def load_run(run_dir: str | Path) -> TrainedRun:
             "particle_index": Array(("particles",), INTEGER),
             "is_test": ("particles",),
         },
-        optional={"rotations": ("particles", 3, 3)},
+        optional={
+            "rotations": ("particles", 3, 3),
+            "aligned": ("particles",),
+            "misfit": ("particles",),
+            "regressed_latents": ("particles", None),
+        },
         what="a latents file written by 'cryomotion train'",
     )
     latents, shifts = data[key], data["shifts"]
@@ -127,9 +153,15 @@ def load_run(run_dir: str | Path) -> TrainedRun:
             "run's checkpoint, e.g. copy the whole run folder)"
         )
     deformation.eval()
+    alignment = {
+        key: data[key] for key in ("aligned", "misfit", "regressed_latents") if key in data
+    }
+    if "aligned" in alignment:
+        alignment["aligned"] = alignment["aligned"].astype(bool)
     return TrainedRun(
-        paths, config, reference, latents, shifts, index, is_test, deformation, rotations
-    )
+        paths, config, reference, latents, shifts, index, is_test, deformation, rotations,
+        alignment,
+    )  # fmt: skip
 
 
 @torch.no_grad()
@@ -144,7 +176,7 @@ def decode_latents(run: TrainedRun, latents: np.ndarray, batch_size: int = 256) 
     rest = run.deformation.rest().points
     parts = []
     for start in range(0, len(latents), batch_size):
-        points = run.deformation(torch.as_tensor(latents[start : start + batch_size])).points
+        points = run.deformation.atoms(torch.as_tensor(latents[start : start + batch_size]))
         parts.append((superpose_onto(points, rest) if superpose else points).numpy())
     if not parts:
         return np.zeros((0, run.reference.n_atoms, 3), dtype=np.float32)

@@ -31,6 +31,7 @@ from cryomotion.models.polish import PolishSettings
 from cryomotion.models.pose import PoseMode
 from cryomotion.structure.io import read_model
 from cryomotion.systems.registry import InferenceInputs, get_system
+from cryomotion.train.align import ALIGNMENT_FILE, align_subset
 from cryomotion.train.calibrate import calibrate_intensity
 from cryomotion.train.config import RunConfig, save_config, with_system_defaults
 from cryomotion.train.distributed import (
@@ -160,6 +161,9 @@ def build_model(
     deformation = system.build_deformation(
         reference, config.model.latent_dim, config.deformation, paths.root
     )
+    if (scatterers := deformation.scatterers()) is not None:
+        # the deformation's points are not the reference's atoms (3DFlex's pseudo-atoms)
+        renderer = AtomRenderer(scatterers, dataset.box, dataset.pixel_size, rotation_center=center)
     pose_mode = PoseMode.parse(config.model.pose_mode)
     if pose_mode.value not in system.pose_modes:
         raise InputError(
@@ -228,13 +232,19 @@ def _prepare_folder(
     return handler
 
 
+# per-particle arrays of latents.npz that only some systems write (besides log_var)
+OPTIONAL_LATENT_KEYS = ("aligned", "misfit", "regressed_latents")
+
+
 def write_latents(
     path: Path, predictions: dict[str, np.ndarray], n_particles: int, test: np.ndarray
 ) -> Path:
     """``latents.npz``, the same keys for every system, in particle order: ``latents``
     (N, d), ``rotations`` (N, 3, 3) and ``shifts`` (N, 2) Å (the poses the models were
     rendered with: the file's, or refined), ``particle_index`` (N,), ``is_test`` (N,) bool,
-    and ``log_var`` (N, d) for a VAE."""
+    and ``log_var`` (N, d) for a VAE; for a system that aligns a subset (DeepHEMNMA) also
+    ``aligned`` (N,) bool, ``misfit`` (N,) (NaN where not aligned) and ``regressed_latents``
+    (N, d), the regressor's latents of every particle."""
     order = np.argsort(predictions["index"], kind="stable")
     index = predictions["index"][order]
     if not np.array_equal(index, np.arange(n_particles)):
@@ -249,7 +259,11 @@ def write_latents(
             shifts=predictions["shifts"][order],
             particle_index=index,
             is_test=is_test,
-            **({"log_var": predictions["log_var"][order]} if "log_var" in predictions else {}),
+            **{
+                key: predictions[key][order]
+                for key in ("log_var", *OPTIONAL_LATENT_KEYS)
+                if key in predictions
+            },
         )
     return path
 
@@ -321,6 +335,20 @@ def train_run(
             use_file_shifts=config.data.use_file_shifts,
             source=str(config.data.particles),
         )
+        patience = None
+        if system.alignment is not None:  # DeepHEMNMA: align a subset, train on it
+            plan = system.alignment(config.deformation, len(dataset), config.training.seed)
+            align_subset(
+                model,
+                dataset,
+                plan.aligned,
+                paths.root / ALIGNMENT_FILE,
+                batch_size=plan.batch_size,
+                context=context,
+                use_file_shifts=config.data.use_file_shifts,
+                progress=progress,
+            )
+            train, test, patience = plan.train, plan.validation, plan.patience
         if context.is_main:
             log.info(
                 "%d particles (%d train, %d test), box %d px at %.4g Å/px, %d latent dimensions, "
@@ -355,10 +383,13 @@ def train_run(
                 shift_step=config.model.polish_shift_step,
                 prior=config.model.polish_prior,
             ),
+            patience=patience,
         )
         trainer.fit(resume=resume)
         predictions = trainer.predict(np.arange(len(dataset)))
         if context.is_main:
+            if system.alignment is not None:  # the aligned particles keep their alignment
+                predictions = model.inference.final_predictions(predictions)
             write_latents(paths.latents, predictions, len(dataset), test)
             log.info("wrote %s", paths.latents)
             if model.pose_table is not None:

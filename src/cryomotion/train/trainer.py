@@ -78,6 +78,10 @@ class Trainer:
     evenly across the processes of ``context``. Rank 0 writes ``checkpoint_path`` and
     ``metrics_path`` (either may be None). ``on_step(epoch, batch)`` is called after each
     optimizer step (epoch and batch counted from 0).
+
+    With ``patience`` (epochs) training stops early once the test loss has not improved for
+    that many epochs, and the model returns to its state at the best test loss (the best
+    state is kept in memory: a resumed run starts counting afresh).
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class Trainer:
         pose_steps: int = 2,
         predict_pose_steps: int = 40,
         polish_settings: PolishSettings | None = None,
+        patience: int | None = None,
     ):
         self.context = context or DistributedContext()
         self.settings = settings
@@ -163,6 +168,11 @@ class Trainer:
         self.loss_sum = 0.0  # this process's summed per-image loss in the current epoch
         self.loss_count = 0
         self.elapsed = 0.0  # seconds of training before this process started (resumed runs)
+        # early stopping: the best test loss, the model state there, epochs since
+        self.patience = patience
+        self.best_loss = float("inf")
+        self.best_state: dict | None = None
+        self.stale_epochs = 0
 
     # -- phases -----------------------------------------------------------------------
     @property
@@ -296,6 +306,10 @@ class Trainer:
         table, if any, takes its inner steps on the unwrapped module and is synchronised.
         """
         batch = self._to_device(batch)
+        # An auto-decoder (3DFlex's latent table) infers the batch's latents first, by its
+        # inner loop on the unwrapped module, and all-gathers the rows (no-op otherwise).
+        self.module.inference.infer(self.module, batch, self.phase)
+        self.module.inference.sync(batch["index"])
         loss = self.phase.objective(self.model, batch, self.phase)
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
@@ -324,10 +338,36 @@ class Trainer:
         )
         try:
             while self.epoch < epochs:
-                history.append(self._train_epoch(bar))
+                row = self._train_epoch(bar)
+                history.append(row)
+                if self._stop_early(row["test_loss"]):
+                    break
         finally:
             bar.close()
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+            self.save()
         return history
+
+    def _stop_early(self, test_loss: float) -> bool:
+        """Early stopping (``patience``): keep the best state; True when it is time to stop."""
+        if self.patience is None or not np.isfinite(test_loss):
+            return False
+        if test_loss < self.best_loss:
+            self.best_loss, self.stale_epochs = test_loss, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+            return False
+        self.stale_epochs += 1
+        if self.stale_epochs < self.patience:
+            return False
+        if self.context.is_main:
+            log.info(
+                "early stop after epoch %d: no better test loss for %d epochs (best %.6g)",
+                self.epoch,
+                self.patience,
+                self.best_loss,
+            )
+        return True
 
     def _train_epoch(self, bar: tqdm) -> dict[str, float]:
         epoch, epochs = self.epoch, self.epochs
@@ -409,6 +449,8 @@ class Trainer:
         the box (``train.sanity``), over all processes; (NaN, 0) for no particles."""
         if len(indices) == 0:
             return float("nan"), 0.0
+        if not isinstance(self.phase.objective, ReconstructionObjective):
+            return self._evaluate_objective(indices), 0.0
         # the per-epoch test loss is the encoder's (a polish would cost every epoch)
         result = self.predict(indices, render=True, gather=False, polish=False)
         total, count, outside = all_reduce_sum(
@@ -441,6 +483,22 @@ class Trainer:
         return LatentPrior.empirical(
             torch.cat(latents), torch.cat(variances) if variances else None
         ).to_device(self.context.device)
+
+    @torch.no_grad()
+    def _evaluate_objective(self, indices: np.ndarray) -> float:
+        """Mean per-image loss of the phase's own objective over ``indices`` (all processes),
+        in eval mode: for objectives that render nothing (regression)."""
+        was_training = self.module.training
+        self.module.eval()
+        mine = np.asarray(indices, dtype=np.int64)[self.context.rank :: self.context.world_size]
+        total, count = 0.0, 0
+        for batch in self._loader(_batches(mine, self.local_batch), seed=self.settings.seed):
+            loss = self.phase.objective(self.module, self._to_device(batch), self.phase)
+            total += float(loss.per_image.sum())
+            count += len(loss.per_image)
+        self.module.train(was_training)
+        total, count = all_reduce_sum(self.context, [total, float(count)])
+        return total / count if count else float("nan")
 
     def predict(
         self, indices: np.ndarray, render: bool = False, gather: bool = True, polish: bool = True
@@ -475,6 +533,8 @@ class Trainer:
         loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
         for batch in loader:
             batch = self._to_device(batch)
+            # an auto-decoder's inner loop (gradients on; rows written on this process only)
+            self.module.inference.infer(self.module, batch, self.phase, predict=True)
             with torch.no_grad():
                 output = self.module(batch, render=False)
             estimates, pose = output.estimates, output.pose

@@ -1,0 +1,185 @@
+"""Every system on the same AdK particles: ``cryomotion compare`` across paths and noise.
+
+Datasets: AdK open -> closed, a linear morph and a non-linear hinge path (the LID closing
+before the NMP domain, ``simulate.paths.adk_hinge_path``), uniform over the path, at
+−10, −20 and −30 dB, rescaled to unit noise variance (another program's units, not the
+renderer's). Each dataset is given to ``workflows.compare.run_compare`` with every
+registered system (or ``--systems``) at the same epochs, batch, training box and split;
+the benchmark gathers ``compare.tsv`` of each into one table and one figure (median
+per-particle Cα-RMSD to the truth per system, dataset by dataset, with the rigid
+reference) in the ``compare_adk`` section of docs/results.md.
+
+Usage::
+
+    nohup python benchmarks/compare_adk.py --workdir /tmp/compare_adk > compare_adk.log 2>&1 &
+    python benchmarks/compare_adk.py --particles 300 --epochs 1 --snr-db -10 \\
+        --paths hinge --workdir /tmp/compare_smoke --no-write                 # smoke test
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import csv
+import datetime
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cryomotion.analysis.run_analysis import AnalysisConfig  # noqa: E402
+from cryomotion.simulate.adk import adk_morph  # noqa: E402
+from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset  # noqa: E402
+from cryomotion.simulate.paths import adk_hinge_path  # noqa: E402
+from cryomotion.systems.registry import SYSTEMS  # noqa: E402
+from cryomotion.workflows.compare import CompareSettings, run_compare  # noqa: E402
+from report import DOCS, write_section  # noqa: E402
+from snr_sweep import renormalise  # noqa: E402
+
+PATHS = {"linear": adk_morph, "hinge": adk_hinge_path}
+PATH_NAMES = {"linear": "linear morph", "hinge": "hinge path (LID, then NMP)"}
+
+
+def dataset(path: str, snr_db: float, args, folder: Path) -> dict[str, Path]:
+    """Simulate (once) and rescale to unit noise; returns the unit-noise dataset's paths."""
+    raw = folder / "raw"
+    if not (raw / "ground_truth.npz").is_file():
+        reference, frames = PATHS[path](args.frames)
+        config = SimulationConfig(
+            n_particles=args.particles, box=args.box, pixel_size=args.pixel_size,
+            snr=float(10.0 ** (snr_db / 10.0)), distribution="uniform", seed=args.seed,
+        )  # fmt: skip
+        simulate_dataset(reference, frames, config, raw, progress=False)
+    data = {
+        "star": raw / "particles.star",
+        "reference": raw / "reference.pdb",
+        "ground_truth": raw / "ground_truth.npz",
+    }
+    return renormalise(data, "unit", folder / "unit")
+
+
+def read_table(path: Path) -> dict[str, dict[str, float]]:
+    with open(path) as handle:
+        return {
+            row.pop("system"): {k: float(v) for k, v in row.items()}
+            for row in csv.DictReader(handle, delimiter="\t")
+        }
+
+
+def figure(results: dict, systems: list[str], path: Path) -> Path:
+    labels = list(results)
+    x = np.arange(len(labels))
+    width = 0.8 / (len(systems) + 1)
+    fig, ax = plt.subplots(figsize=(1.4 * len(labels) + 2, 3.6))
+    rigid = [next(iter(results[k].values())).get("median_rmsd_reference", np.nan) for k in labels]
+    ax.bar(x - 0.4 + width / 2, rigid, width, color="0.7", label="rigid reference")
+    for i, name in enumerate(systems):
+        values = [results[k].get(name, {}).get("median_rmsd", np.nan) for k in labels]
+        ax.bar(x - 0.4 + (i + 1.5) * width, values, width, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel("median Cα-RMSD to truth (Å)")
+    ax.legend(frameon=False, fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def markdown(results: dict, systems: list[str], args, seconds: float) -> str:
+    lines = [
+        "## compare_adk: every system on the same particles (`benchmarks/compare_adk.py`)",
+        "",
+        f"Measured {datetime.date.today().isoformat()} with `cryomotion compare` "
+        f"({', '.join(systems)}): {args.particles} AdK particles per dataset, {args.box} px "
+        f"at {args.pixel_size} Å/px, {args.frames} frames uniform over the path, rescaled to "
+        f"unit noise variance; training box {args.training_box} px, {args.epochs} epochs, "
+        f"batch {args.batch_size}, seed {args.seed}, test fraction {args.test_fraction}. "
+        f"Wall-clock {seconds / 60:.0f} min on this machine (2 cores).",
+        "",
+        "Per dataset and system: median per-particle Cα-RMSD to the truth (Å) / EMD-RMSD "
+        "(Å) / held-out misfit minus the rigid reference's (χ² per pixel in noise units; "
+        "negative: the images prefer the system's models to no motion). Rigid: the "
+        "reference model for every particle.",
+        "",
+        "| dataset | rigid | " + " | ".join(systems) + " |",
+        "|---|---:|" + "---:|" * len(systems),
+    ]
+    for label, table in results.items():
+        rigid = next(iter(table.values())).get("median_rmsd_reference", float("nan"))
+        cells = []
+        for name in systems:
+            row = table.get(name)
+            if row is None:
+                cells.append("–")
+                continue
+            cells.append(
+                f"{row.get('median_rmsd', np.nan):.2f} / {row.get('emd_rmsd', np.nan):.2f} / "
+                f"{row.get('heldout_misfit_vs_rigid', np.nan):+.1e}"
+            )
+        lines.append(f"| {label} | {rigid:.2f} | " + " | ".join(cells) + " |")
+    lines += ["", "![compare_adk](figures/compare_adk.png)", ""]
+    lines.append("Cost per system (median over datasets): training seconds / particles/s / "
+                 "peak memory (MiB).")  # fmt: skip
+    lines += ["", "| system | training (s) | particles/s | peak memory (MiB) |",
+              "|---|---:|---:|---:|"]  # fmt: skip
+    for name in systems:
+        rows = [t[name] for t in results.values() if name in t]
+        med = {k: np.median([r.get(k, np.nan) for r in rows]) for k in
+               ("training_seconds", "particles_per_s", "peak_memory_mib")}  # fmt: skip
+        lines.append(f"| {name} | {med['training_seconds']:.0f} | "
+                     f"{med['particles_per_s']:.0f} | {med['peak_memory_mib']:.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("compare_adk_work"))
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS))
+    parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
+    parser.add_argument("--snr-db", type=float, nargs="+", default=[-10.0, -20.0, -30.0])
+    parser.add_argument("--particles", type=int, default=2000)
+    parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--box", type=int, default=64)
+    parser.add_argument("--pixel-size", type=float, default=1.5)
+    parser.add_argument("--training-box", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--test-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-write", action="store_true", help="print, do not update docs/")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for path in args.paths:
+        for snr_db in args.snr_db:
+            label = f"{path} {snr_db:g} dB"
+            folder = args.workdir / f"{path}_{snr_db:g}dB"
+            data = dataset(path, snr_db, args, folder)
+            settings = CompareSettings(
+                systems=tuple(args.systems), epochs=args.epochs, batch_size=args.batch_size,
+                box=args.training_box, seed=args.seed, test_fraction=args.test_fraction,
+                device="cpu",
+            )  # fmt: skip
+            print(f"{label}: comparing {', '.join(args.systems)}", flush=True)
+            analysis = AnalysisConfig(maps=False, ground_truth=str(data["ground_truth"]))
+            run_compare(data["star"], data["reference"], folder / "compare", settings, analysis)
+            results[label] = read_table(folder / "compare" / "compare.tsv")
+            print(label, results[label], flush=True)
+    text = markdown(results, args.systems, args, time.perf_counter() - start)
+    print(text)
+    if not args.no_write:
+        figure(results, args.systems, DOCS / "figures" / "compare_adk.png")
+        print(write_section("compare_adk", text, document="results.md"))
+
+
+if __name__ == "__main__":
+    main()
