@@ -178,6 +178,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--width", type=real(above=0), help="encoder filters multiplier (default 0.25)"
     )
     model.add_argument(
+        "--polish-steps",
+        type=integer(0),
+        help="per-particle polish when the latents are written: N gradient steps on each "
+        "image's loss over its latents and pose correction, from the encoder's estimate "
+        "(default 0: off; with --resume a finished run re-writes its latents)",
+    )
+    model.add_argument(
         "--norm",
         choices=("batch", "group"),
         help="encoder normalisation: batch (default, the seed's; SyncBatchNorm under torchrun "
@@ -297,6 +304,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         **system_settings,
         "model.pose_mode": args.pose_mode,
         "model.width": args.width,
+        "model.polish_steps": args.polish_steps,
         "model.norm": args.norm,
         "model.intensity_scale": args.intensity_scale,
         "training.epochs": args.epochs,

@@ -75,6 +75,16 @@ class ModelConfig:
     pose_predict_steps: int = 40
     pose_rotation_step: float = 0.5  # degrees: the inner Adam's step on the rotation
     pose_shift_step: float = 0.2  # Å: its step on the shift
+    # per-particle polish when the latents are written (models/polish.py): Adam steps on
+    # each image's loss over its latents and pose correction from the encoder's estimate
+    # (0: off); step sizes in latent-scale units, degrees and Å
+    polish_steps: int = 0
+    polish_latent_step: float = 0.05
+    polish_rotation_step: float = 0.5
+    polish_shift_step: float = 0.2
+    # the latents' prior in the polish: "empirical" (a Gaussian fitted to the encoder's
+    # latents of the particles) or "none" (maximum likelihood)
+    polish_prior: str = "empirical"
 
 
 @dataclass
@@ -110,6 +120,14 @@ class RunConfig:
 # Settings a resumed run may change; any other difference means a different run.
 RESUMABLE = frozenset(
     {"training.epochs", "training.workers", "training.device", "training.checkpoint_every"}
+    # inference-time only: a finished run re-writes its latents with other polish settings
+    | {
+        "model.polish_steps",
+        "model.polish_latent_step",
+        "model.polish_rotation_step",
+        "model.polish_shift_step",
+        "model.polish_prior",
+    }
 )
 
 

@@ -26,6 +26,8 @@ from cryomotion.models.intensity import MODES as INTENSITY_MODES
 from cryomotion.models.intensity import IntensityScale
 from cryomotion.models.motion_model import POSE_WIDTH, MotionModel
 from cryomotion.models.per_particle import ParticleState
+from cryomotion.models.polish import PRIORS as POLISH_PRIORS
+from cryomotion.models.polish import PolishSettings
 from cryomotion.models.pose import PoseMode
 from cryomotion.structure.io import read_model
 from cryomotion.systems.registry import InferenceInputs, get_system
@@ -80,6 +82,12 @@ def check_config(config: RunConfig) -> None:
             config.model.intensity_scale in INTENSITY_MODES,
             f"intensity scale {config.model.intensity_scale!r}: expected one of "
             + ", ".join(INTENSITY_MODES),
+        ),
+        (config.model.polish_steps >= 0, f"polish steps {config.model.polish_steps} < 0"),
+        (
+            config.model.polish_prior in POLISH_PRIORS,
+            f"polish prior {config.model.polish_prior!r}: expected one of "
+            + ", ".join(POLISH_PRIORS),
         ),
         (config.training.epochs >= 0, f"--epochs {config.training.epochs}: expected >= 0"),
         (config.training.batch_size >= 1, f"--batch-size {config.training.batch_size} < 1"),
@@ -372,6 +380,13 @@ def train_run(
             schedule=system.phases(config.deformation, config.training.epochs),
             pose_steps=config.model.pose_steps,
             predict_pose_steps=config.model.pose_predict_steps,
+            polish_settings=PolishSettings(
+                steps=config.model.polish_steps,
+                latent_step=config.model.polish_latent_step,
+                rotation_step=config.model.polish_rotation_step,
+                shift_step=config.model.polish_shift_step,
+                prior=config.model.polish_prior,
+            ),
             patience=patience,
         )
         trainer.fit(resume=resume)

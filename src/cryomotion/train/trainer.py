@@ -27,6 +27,8 @@ from cryomotion.errors import InputError
 from cryomotion.imaging.likelihood import IMAGE_LOSSES
 from cryomotion.models.motion_model import MotionModel
 from cryomotion.models.objectives import ReconstructionObjective
+from cryomotion.models.polish import LatentPrior, PolishSettings
+from cryomotion.models.polish import polish as polish_estimates
 from cryomotion.models.schedule import Phase, phase_at, total_epochs
 from cryomotion.train.checkpoint import (
     load_checkpoint,
@@ -98,6 +100,7 @@ class Trainer:
         schedule: list[Phase] | None = None,
         pose_steps: int = 2,
         predict_pose_steps: int = 40,
+        polish_settings: PolishSettings | None = None,
         patience: int | None = None,
     ):
         self.context = context or DistributedContext()
@@ -108,6 +111,7 @@ class Trainer:
         self.epochs = total_epochs(self.schedule)
         self.pose_steps = pose_steps
         self.predict_pose_steps = predict_pose_steps
+        self.polish_settings = polish_settings or PolishSettings()
         world = self.context.world_size
         if settings.batch_size < world or settings.batch_size % world:
             raise InputError(
@@ -447,7 +451,8 @@ class Trainer:
             return float("nan"), 0.0
         if not isinstance(self.phase.objective, ReconstructionObjective):
             return self._evaluate_objective(indices), 0.0
-        result = self.predict(indices, render=True, gather=False)
+        # the per-epoch test loss is the encoder's (a polish would cost every epoch)
+        result = self.predict(indices, render=True, gather=False, polish=False)
         total, count, outside = all_reduce_sum(
             self.context,
             [
@@ -459,6 +464,25 @@ class Trainer:
         if not count:
             return float("nan"), 0.0
         return total / count, outside / count
+
+    def polish_prior(self, indices: np.ndarray) -> LatentPrior | None:
+        """The latents' prior of the polish: a Gaussian fitted to the encoder's latents of
+        the particles ``indices`` (and a VAE's posterior variances), or None."""
+        if self.polish_settings.prior == "none" or self.module.deformation.latent_dim == 0:
+            return None
+        latents, variances = [], []
+        loader = self._loader(_batches(indices, self.local_batch), seed=self.settings.seed)
+        with torch.no_grad():
+            for batch in loader:
+                estimates = self.module(self._to_device(batch), render=False).estimates
+                latents.append(estimates.mean_latents.float().cpu())
+                if estimates.log_var is not None:
+                    variances.append(estimates.log_var.float().exp().cpu())
+        if not latents:
+            return None
+        return LatentPrior.empirical(
+            torch.cat(latents), torch.cat(variances) if variances else None
+        ).to_device(self.context.device)
 
     @torch.no_grad()
     def _evaluate_objective(self, indices: np.ndarray) -> float:
@@ -477,7 +501,7 @@ class Trainer:
         return total / count if count else float("nan")
 
     def predict(
-        self, indices: np.ndarray, render: bool = False, gather: bool = True
+        self, indices: np.ndarray, render: bool = False, gather: bool = True, polish: bool = True
     ) -> dict[str, np.ndarray]:
         """Latents and poses of the particles ``indices`` (and their loss with ``render``).
 
@@ -487,7 +511,9 @@ class Trainer:
         (N, 2) Å, ``index`` (N,), ``log_var`` (N, d) for a VAE, and, with ``render``,
         ``loss`` (N,) and ``outside`` (N,), the fraction of each model's atoms outside the
         box (``train.sanity``). A pose table takes ``predict_pose_steps`` inner steps per
-        particle first (gradients on; the table itself is left as it is).
+        particle first (gradients on; the table itself is left as it is); then, with polish
+        steps (``models.polish``) and ``polish``, the latents and a pose correction are
+        polished jointly.
         """
         was_training = self.module.training
         self.module.eval()
@@ -501,6 +527,9 @@ class Trainer:
             renderer = self.module.renderer
             radius = visible_radius(renderer.box, renderer.pixel_size)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        polish_steps = self.polish_settings.steps if polish else 0
+        prior = self.polish_prior(mine) if polish_steps else None
+        likelihood = getattr(self.phase.objective, "real_likelihood", "l2")
         loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
         for batch in loader:
             batch = self._to_device(batch)
@@ -519,6 +548,20 @@ class Trainer:
                     measured=output.measured,
                     final_rate=PREDICT_FINAL_RATE,
                 )
+            if polish_steps:
+                polished = polish_estimates(
+                    self.module,
+                    batch,
+                    estimates,
+                    pose,
+                    likelihood,
+                    self.polish_settings,
+                    prior=prior,
+                    measured=output.measured,
+                )
+                latents = polished.latents
+                estimates = estimates._replace(latents=latents[:, None], mean_latents=latents)
+                pose = polished.pose
             if render:
                 with torch.no_grad():
                     images, _ = self.module.decode(

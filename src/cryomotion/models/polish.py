@@ -1,0 +1,191 @@
+"""Per-particle polish: refine what the inference proposes by gradient steps on each image.
+
+An amortized encoder gives every particle its latents from one forward pass; the decoder
+then says how well they explain the image. Polishing takes a few Adam steps per particle
+from the encoder's estimate, jointly over
+
+- the latents z (d),
+- a correction to the pose it starts from: with a pose table (``--pose-mode refine``) a
+  rotation vector and a shift, R = R_start · exp([Δω]×), t = t_start + Δt (the start is
+  then the pose refined with the latents fixed), otherwise a shift alone (the encoder's
+  shift head is the least certain part of a given pose),
+
+minimising the particle's negative log posterior in normalised data units (noise σ ≈ 1,
+``models.intensity``):
+
+- the data term: for the L2 likelihood the Gaussian −log p(y | ŷ) = |y − ŷ|²/2; for the
+  correlation likelihood (blind to the scale) the same with the best scale profiled out,
+  −ρ² |y|²/2 (ρ the correlation of y and ŷ);
+- the prior of the latents, a Gaussian N(μ, Σ) fitted to the population
+  (``LatentPrior.empirical``: the encoder's latents of the particles being predicted, plus
+  a VAE's mean posterior variance), (z − μ)ᵀ Σ⁻¹ (z − μ)/2.
+
+Without a prior the likelihood alone is too flat in d dimensions at low SNR: measured on
+AdK at −10 dB (64 px, d = 16), the maximum-likelihood polish *raised* the median Cα-RMSD
+from 1.48 to 1.6–1.8 Å. The rows live in a throw-away ``ParticleState``
+(``models.per_particle``): gradients go to them alone, nothing in the model changes.
+
+Latent steps are in units of the deformation's ``latent_scale`` (for normal modes 1 Å RMS
+of the atoms; for a VAE one prior standard deviation); rotation steps degrees, shifts Å.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from cryomotion.imaging.pose import Pose
+from cryomotion.models.inference import Estimates
+from cryomotion.models.per_particle import ParticleState
+from cryomotion.models.pose import compose_pose
+
+LIKELIHOODS = ("l2", "correlation")
+PRIORS = ("empirical", "none")
+
+
+@dataclass(frozen=True)
+class PolishSettings:
+    """``steps`` Adam steps per particle (0: off); step sizes ``latent_step`` (× the
+    deformation's latent scale), ``rotation_step`` (degrees) and ``shift_step`` (Å),
+    shrinking geometrically to ``final_rate`` of themselves by the last step; ``prior``:
+    "empirical" (a Gaussian fitted to the population's latents) or "none" (maximum
+    likelihood)."""
+
+    steps: int = 0
+    latent_step: float = 0.05
+    rotation_step: float = 0.5
+    shift_step: float = 0.2
+    final_rate: float = 0.1
+    prior: str = "empirical"
+
+    def __post_init__(self):
+        if self.steps < 0:
+            raise ValueError(f"polish steps {self.steps}: expected >= 0")
+        if min(self.latent_step, self.rotation_step, self.shift_step) < 0:
+            raise ValueError("polish step sizes must be >= 0")
+        if not 0 < self.final_rate <= 1:
+            raise ValueError(f"polish final rate {self.final_rate}: expected in (0, 1]")
+        if self.prior not in PRIORS:
+            raise ValueError(f"polish prior {self.prior!r}: expected one of {PRIORS}")
+
+
+class LatentPrior(NamedTuple):
+    """A Gaussian prior on the latents: ``mean`` (d,) and ``precision`` (d, d) = Σ⁻¹."""
+
+    mean: torch.Tensor
+    precision: torch.Tensor
+
+    @classmethod
+    def empirical(
+        cls, latents: torch.Tensor, variances: torch.Tensor | None = None, ridge: float = 1e-3
+    ) -> LatentPrior:
+        """N(μ, Σ) of a population: ``latents`` (n, d) point estimates (a VAE's posterior
+        means), ``variances`` (n, d) their posterior variances if any. Σ is the spread of
+        the estimates plus the mean posterior variance (the law of total variance), with a
+        ridge of ``ridge`` × its mean diagonal so that it inverts."""
+        latents = latents.double()
+        mean = latents.mean(dim=0)
+        centred = latents - mean
+        covariance = centred.T @ centred / max(len(latents) - 1, 1)
+        if variances is not None:
+            covariance = covariance + torch.diag(variances.double().mean(dim=0))
+        d = covariance.shape[0]
+        level = covariance.diagonal().mean().clamp_min(1e-12) if d else torch.tensor(1.0)
+        covariance = covariance + ridge * level * torch.eye(d, dtype=covariance.dtype)
+        return cls(mean.float(), torch.linalg.inv(covariance).float())
+
+    def to_device(self, device: torch.device | str) -> LatentPrior:
+        return LatentPrior(self.mean.to(device), self.precision.to(device))
+
+    def energy(self, latents: torch.Tensor) -> torch.Tensor:
+        """(z − μ)ᵀ Σ⁻¹ (z − μ)/2 per row: (B, d) -> (B,)."""
+        centred = latents - self.mean.to(latents)
+        return 0.5 * ((centred @ self.precision.to(latents)) * centred).sum(dim=1)
+
+
+def negative_log_likelihood(
+    rendered: torch.Tensor, measured: torch.Tensor, likelihood: str
+) -> torch.Tensor:
+    """−log p(measured | rendered) up to a constant, noise σ = 1: (B, D, D) x2 -> (B,).
+    "l2": |y − ŷ|²/2; "correlation": −ρ²|y|²/2, the Gaussian with ŷ's scale profiled out."""
+    rendered, measured = rendered.float().flatten(1), measured.float().flatten(1)
+    if likelihood == "l2":
+        return 0.5 * (rendered - measured).square().sum(dim=1)
+    if likelihood == "correlation":
+        dot = (rendered * measured).sum(dim=1)
+        return -0.5 * dot.square() / rendered.square().sum(dim=1).clamp_min(1e-12)
+    raise ValueError(f"likelihood {likelihood!r}: expected one of {LIKELIHOODS}")
+
+
+class Polished(NamedTuple):
+    """``latents`` (B, d) and ``pose`` (B,) after polishing; ``loss_before`` and
+    ``loss_after`` (B,) the negative log posterior at the start and at the end."""
+
+    latents: torch.Tensor
+    pose: Pose
+    loss_before: torch.Tensor
+    loss_after: torch.Tensor
+
+
+def polish(
+    model,
+    batch: dict,
+    estimates: Estimates,
+    pose: Pose,
+    likelihood: str,
+    settings: PolishSettings,
+    prior: LatentPrior | None = None,
+    measured: torch.Tensor | None = None,
+) -> Polished:
+    """Polish the ``estimates`` of ``batch`` on ``model`` (an unwrapped ``MotionModel``).
+
+    ``likelihood``: "l2" or "correlation" (the objective's); ``prior`` the latents' prior
+    (None: none); ``pose`` (B,) where the pose starts. Returns the polished latents and
+    pose, and the losses; a particle whose loss would rise keeps its start.
+    """
+    if measured is None:
+        measured = model.intensity.normalize(batch["image"])
+    deformation = model.deformation
+    d = deformation.latent_dim
+    start = estimates.mean_latents.detach().float()
+    batch_size = start.shape[0]
+    given = Pose(pose.rotations.detach(), pose.shifts.detach())
+    rotate = model.pose_table is not None
+    rates = [settings.latent_step * deformation.latent_scale] * d
+    rates += [math.radians(settings.rotation_step)] * 3 if rotate else []
+    rates += [settings.shift_step] * 2
+    pose_start = torch.zeros(batch_size, 5 if rotate else 2, device=start.device)
+    ctf, groups = batch.get("ctf"), batch.get("optics_group")
+
+    def pose_of(rows: torch.Tensor) -> Pose:
+        if rotate:
+            return compose_pose(given, rows[:, d : d + 3], rows[:, d + 3 :])
+        return compose_pose(given, None, rows[:, d:])
+
+    def loss(rows: torch.Tensor) -> torch.Tensor:
+        latents = rows[:, :d]
+        # the model's own decoder: deformation, Eckart frame, any per-point amplitudes,
+        # renderer and intensity scale, as in training
+        rendered, _ = model.decode(latents[:, None], pose_of(rows), ctf, groups, measured)
+        total = negative_log_likelihood(rendered[:, 0], measured, likelihood)
+        if prior is not None:
+            total = total + prior.energy(latents)
+        return total
+
+    table = ParticleState(batch_size, rates).to(start.device)
+    rows = torch.cat([start, pose_start], dim=1)
+    table.values.copy_(rows)
+    index = torch.arange(batch_size, device=start.device)
+    with torch.no_grad():
+        before = loss(rows)
+    polished = table.optimize_rows(index, loss, settings.steps, final_rate=settings.final_rate)
+    with torch.no_grad():
+        after = loss(polished)
+    # a particle whose loss rose (a step too far on a flat or noisy loss) keeps its start
+    worse = after > before
+    polished = torch.where(worse[:, None], rows, polished)
+    after = torch.where(worse, before, after)
+    return Polished(polished[:, :d], pose_of(polished), before, after)

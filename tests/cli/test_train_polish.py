@@ -1,0 +1,24 @@
+"""`cryomotion train --resume --polish-steps N`: a finished run re-writes its latents with the
+per-particle polish, without training further."""
+
+import numpy as np
+import yaml
+
+from cryomotion.cli.main import main
+from cryomotion.train.checkpoint import load_checkpoint
+
+
+def test_a_finished_run_is_polished_on_resume(simulated, tmp_path):
+    run = tmp_path / "run"
+    assert main([
+        "train", "nma", str(simulated / "particles.star"), str(simulated / "reference.pdb"),
+        "-o", str(run), "--epochs", "1", "--batch-size", "8", "--modes", "2", "--workers", "0",
+        "--no-progress",
+    ]) == 0  # fmt: skip
+    before = np.load(run / "latents.npz")["latents"]
+    assert main(["train", "nma", "-o", str(run), "--resume", "--polish-steps", "5",
+                 "--set", "model.polish_prior=none", "--no-progress"]) == 0  # fmt: skip
+    after = np.load(run / "latents.npz")["latents"]
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 1  # no more training
+    assert yaml.safe_load((run / "config.yaml").read_text())["config"]["model"]["polish_steps"] == 5
+    assert after.shape == before.shape and not np.allclose(after, before)
