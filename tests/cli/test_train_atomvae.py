@@ -102,13 +102,13 @@ def test_file_without_angles_needs_inferred_poses(simulated, without_angles, tmp
 def test_given_and_refine(simulated, tmp_path, capsys):
     reference = simulated / "reference.pdb"
     particles = simulated / "particles.star"
-    # given poses: the pose stage has nothing to learn and must be switched off
-    assert train(particles, reference, tmp_path / "g1", "--pose-mode", "given") == 2
-    assert "--pose-epochs 0" in capsys.readouterr().err
-    assert (
-        train(particles, reference, tmp_path / "g2", "--pose-mode", "given", "--pose-epochs", "0")
-        == 0
-    )
+    # given poses: the pose stage has nothing to learn, so by default there is none
+    assert train(particles, reference, tmp_path / "g1", "--pose-mode", "given",
+                 "--pose-epochs", "1") == 2  # fmt: skip
+    assert "leave out --pose-epochs" in capsys.readouterr().err
+    assert train(particles, reference, tmp_path / "g2", "--pose-mode", "given") == 0
+    saved = yaml.safe_load((tmp_path / "g2" / "config.yaml").read_text())["config"]
+    assert saved["deformation"]["pose_epochs"] == 0
     truth = read_star(particles).rotations
     with np.load(tmp_path / "g2" / "latents.npz") as latents:
         np.testing.assert_allclose(latents["rotations"], truth, atol=1e-5)

@@ -107,6 +107,15 @@ def pose_epochs(settings: AtomVAESettings, epochs: int) -> int:
     return max(0, min(first, epochs))
 
 
+def complete(config):
+    """With poses given the pose stage has nothing to learn: unless ``--pose-epochs`` says
+    otherwise it is empty (and with poses to infer or refine, half of the epochs)."""
+    settings: AtomVAESettings = config.deformation
+    if settings.pose_epochs is None and PoseMode.parse(config.model.pose_mode) is PoseMode.GIVEN:
+        return replace(config, deformation=replace(settings, pose_epochs=0))
+    return config
+
+
 def build_inference(inputs: InferenceInputs) -> ConformationPoseEncoder:
     """The conformation and pose posteriors for the run's pose mode."""
     config = inputs.config
@@ -115,8 +124,8 @@ def build_inference(inputs: InferenceInputs) -> ConformationPoseEncoder:
     stage1 = pose_epochs(settings, config.training.epochs) + settings.dream_epochs
     if mode is PoseMode.GIVEN and stage1 > 0:
         raise InputError(
-            "--pose-mode given: AtomVAE's pose stage has nothing to learn; add --pose-epochs 0 "
-            "(or use --pose-mode infer, the seed's, or refine)"
+            "--pose-mode given: AtomVAE's pose stage has nothing to learn; leave out "
+            "--pose-epochs/--dream-epochs (or use --pose-mode infer, the seed's, or refine)"
         )
     return ConformationPoseEncoder(
         inputs.box,
@@ -177,11 +186,13 @@ SYSTEM = System(
     objective=objective,
     variational=True,
     schedule=schedule,
+    complete=complete,
     flags=(
         SystemFlag(
             "--pose-epochs",
             "deformation.pose_epochs",
-            "epochs of the pose stage on the base structure (default: half of --epochs)",
+            "epochs of the pose stage on the base structure (default: half of --epochs; "
+            "none with --pose-mode given)",
             0,
         ),
         SystemFlag(

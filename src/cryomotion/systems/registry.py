@@ -110,6 +110,9 @@ class System:
         amortized image encoder (``models.inference.AmortizedEncoder``) every seed-000/001
         style system uses.
     pose_modes : the ``--pose-mode`` values the system supports.
+    complete : ``config`` -> ``config`` with the system's settings that depend on the rest
+        of the run's config filled in (e.g. AtomVAE's pose stage is empty when poses are
+        given); None for none. Called once, before a run starts or is read back.
     alignment : ``(settings, n_particles, seed)`` -> ``AlignmentPlan``: align a subset of
         the particles before training and train on it (the inference must provide
         ``align`` and ``final_predictions``, as ``models.alignment.AlignmentRegressor``
@@ -130,6 +133,7 @@ class System:
     save_state: Callable[[Deformation, Path], None] | None = None
     build_inference: Callable[[InferenceInputs], Inference] | None = None
     pose_modes: tuple[str, ...] = ("given", "refine")
+    complete: Callable[[Any], Any] | None = None
     alignment: Callable[[Any, int, int], AlignmentPlan] | None = None
 
     def phases(self, settings: Any, epochs: int) -> list[Phase]:

@@ -132,13 +132,15 @@ RESUMABLE = frozenset(
 
 
 def with_system_defaults(config: RunConfig) -> RunConfig:
-    """``config`` with the settings left to the system (the latent dimension) filled in."""
-    if config.model.latent_dim is not None:
-        return config
-    latent_dim = get_system(config.system).default_latent_dim(config.deformation)
-    return dataclasses.replace(
-        config, model=dataclasses.replace(config.model, latent_dim=latent_dim)
-    )
+    """``config`` with the settings left to the system filled in: the latent dimension,
+    and what the system derives from the rest of the config (``System.complete``)."""
+    system = get_system(config.system)
+    if config.model.latent_dim is None:
+        latent_dim = system.default_latent_dim(config.deformation)
+        config = dataclasses.replace(
+            config, model=dataclasses.replace(config.model, latent_dim=latent_dim)
+        )
+    return config if system.complete is None else system.complete(config)
 
 
 def config_to_dict(config: RunConfig) -> dict:
