@@ -42,6 +42,7 @@ from cryomotion.errors import InputError
 from cryomotion.systems.registry import SYSTEMS
 from cryomotion.train.results import TrainedRun, decode_latents, load_run, particle_coords
 from cryomotion.train.run_dir import RunPaths
+from cryomotion.train.split import split_particles
 
 log = logging.getLogger(__name__)
 
@@ -229,16 +230,15 @@ def run_compare(
 
     first = runs[names[0]]
     for run in runs.values():
-        if not np.array_equal(run.particle_index, first.particle_index) or not np.array_equal(
-            run.is_test, first.is_test
-        ):
+        if not np.array_equal(run.particle_index, first.particle_index):
             raise InputError(
-                f"{run.paths.root}: its particles or test split differ from "
-                f"{first.paths.root}'s (expected runs of the same particles, seed and "
-                "--test-fraction; remove the odd run and compare again)"
+                f"{run.paths.root}: its particles differ from {first.paths.root}'s (expected "
+                "runs of the same particles; remove the odd run and compare again)"
             )
+    # held out: the split every system's training used (seed, --test-fraction); DeepHEMNMA
+    # keeps its own validation particles instead, so it is scored on the same ones anyway
     rng = np.random.default_rng(settings.seed)
-    test_rows = np.flatnonzero(first.is_test)
+    _, test_rows = split_particles(first.n_particles, settings.test_fraction, settings.seed)
     if len(test_rows) == 0:
         test_rows = np.arange(first.n_particles)
     scored = np.sort(
@@ -345,7 +345,10 @@ def _write_page(
                 f"{len(scored)} held-out images normalised to unit noise (χ² per pixel; the "
                 f"noise alone gives 1; the rigid reference model gives "
                 f"{float(np.mean(rigid)):.5f}); lower is better, and a negative Δ means the "
-                "images support the system's motion over no motion at all.",
+                "images support the system's motion over no motion at all. Held out means "
+                "not used to train shared parameters: per-particle values fitted to the image "
+                "itself (3DFlex's latent table, DeepHEMNMA's aligned particles, a polish) "
+                "are fitted on these images too, as they are at inference.",
             ],
             tables=[(header, rows)],
         )
