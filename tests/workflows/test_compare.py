@@ -21,7 +21,7 @@ def compared(simulate_with_cli, adk_closed_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "cmp"
     args = ["compare", str(sim / "particles.star"), str(sim / "reference.pdb"), "-o", str(out),
             "--systems", "nma,segments", "--epochs", "1", "--batch-size", "32",
-            "--test-fraction", "0.25"]  # fmt: skip
+            "--test-fraction", "0.25", "--reconstruct"]  # fmt: skip
     assert main(args) == 0
     return sim, out, args
 
@@ -41,6 +41,8 @@ def test_compare_writes_one_page_for_both_systems(compared):
         # a model near the truth explains held-out images to about the noise: χ² ≈ 1/pixel
         assert 0.9 < float(row["heldout_misfit"]) < 1.3
         assert float(row["median_rmsd"]) > 0 and float(row["epochs"]) == 1
+        # each state's data map against its model: finite, no finer than Nyquist (6 Å)
+        assert 6.0 <= float(row["median_model_vs_data_fsc05_A"]) < 100
     costs = json.loads((out / "cost.json").read_text())
     assert all(costs[name]["peak_memory_mib"] > 50 for name in ("nma", "segments"))
 

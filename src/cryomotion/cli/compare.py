@@ -7,7 +7,9 @@ report.html). DIR/compare.html puts them side by side: held-out image misfit (ev
 rendered with its pose and scored against held-out images in noise units, beside the rigid
 reference model), the median Cα-RMSD between the models two systems give the same
 particle and where on the landscape they disagree, each system's PC1 motion, the
-landscapes on one scale, the cost (training time, particles/s, peak memory) and, for
+landscapes on one scale, the cost (training time, particles/s, peak memory), with
+--reconstruct each system's per-state model-vs-data FSC (its states reconstructed from the
+images, as analyze --reconstruct) and, for
 particles simulated by `cryomotion simulate`, the RMSD to the truth. DIR/compare.tsv holds
 the numbers. Running the same command again reuses finished systems and resumes an
 interrupted one.
@@ -56,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--invert-data", action="store_true", help="multiply the images by -1 (dark particles)"
     )
     parser.add_argument(
+        "--reconstruct",
+        action="store_true",
+        help="also reconstruct each system's states from the data (half sets) and report "
+        "the per-state model-vs-data FSC (as analyze --reconstruct)",
+    )
+    parser.add_argument(
         "--ground-truth", help="ground_truth.npz of a simulated dataset (default: beside it)"
     )
     add_particle_arguments(parser)
@@ -88,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         train_args=train_flags(args),
     )
-    analysis = AnalysisConfig(maps=False, ground_truth=args.ground_truth, seed=args.seed)
+    analysis = AnalysisConfig(
+        maps=False, reconstruct=args.reconstruct, ground_truth=args.ground_truth, seed=args.seed
+    )
     result = run_compare(args.particles, args.model, args.output, settings, analysis)
     for name, row in result.rows.items():
         shown = ", ".join(f"{key} {value:.4g}" for key, value in row.items())

@@ -275,6 +275,7 @@ def run_compare(
                     "median_rmsd_reference",
                     "emd_rmsd",
                     "pc1_position_correlation",
+                    "median_model_vs_data_fsc05_A",
                 )
                 if key in numbers[name]
             },
@@ -299,6 +300,7 @@ COLUMNS = (
     ("median_rmsd_reference", "rigid reference (Å)", "{:.2f}"),
     ("emd_rmsd", "EMD-RMSD (Å)", "{:.2f}"),
     ("pc1_position_correlation", "r(PC1, true position)", "{:.3f}"),
+    ("median_model_vs_data_fsc05_A", "per-state model-vs-data FSC 0.5, median (Å)", "{:.2f}"),
 )
 
 
