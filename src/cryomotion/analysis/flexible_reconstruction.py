@@ -30,7 +30,6 @@ from cryomotion.analysis.metrics import fourier_shell_correlation, resolution_at
 from cryomotion.analysis.reconstruction import fsc_plot, fsc_table, reconstruct, split_halves
 from cryomotion.data.dataset import ParticleDataset
 from cryomotion.data.poses import resolve_rotation_center
-from cryomotion.data.readers import read_particles
 from cryomotion.deform.mesh import sample_map, soft_mask, threshold_mask, voxel_centers
 from cryomotion.errors import InputError
 from cryomotion.imaging.renderer import AtomRenderer
@@ -39,7 +38,7 @@ from cryomotion.models.latent_table import LatentTable
 from cryomotion.models.motion_model import MotionModel
 from cryomotion.systems.flex import canonical_grid, read_prepared
 from cryomotion.train.checkpoint import load_checkpoint
-from cryomotion.train.results import TrainedRun, load_run
+from cryomotion.train.results import TrainedRun, load_run, run_particles
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +81,7 @@ def masked_fsc(
 
 def _dataset(run: TrainedRun, box: int | None) -> tuple[ParticleDataset, object]:
     data = run.config.data
-    table = read_particles(
-        data.particles,
-        poses=data.poses,
-        ctf=data.ctf,
-        pixel_size=data.pixel_size,
-        dataset_dir=data.dataset_dir,
-        amplitude_contrast=data.amplitude_contrast,
-        voltage=data.voltage,
-        spherical_aberration=data.spherical_aberration,
-    )
+    table = run_particles(run.config)
     if len(table) != run.n_particles:
         raise InputError(
             f"{data.particles}: {len(table)} particles, the run has {run.n_particles} (expected "
