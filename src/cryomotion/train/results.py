@@ -21,6 +21,7 @@ from cryomotion.data.readers import read_particles
 from cryomotion.deform.base import Deformation
 from cryomotion.errors import InputError
 from cryomotion.geometry.superposition import superpose_onto
+from cryomotion.models.pose import PoseMode
 from cryomotion.npz_arrays import INTEGER, Array, load_arrays, missing_keys
 from cryomotion.structure.io import write_models
 from cryomotion.structure.model import AtomicModel
@@ -70,7 +71,7 @@ class TrainedRun:
 
 def run_particles(config: RunConfig) -> ParticleTable:
     """The particle table a run's ``config`` trained on (its data section's files and
-    overrides)."""
+    overrides); a run that infers its poses accepts a RELION file without angles."""
     data = config.data
     return read_particles(
         data.particles,
@@ -81,6 +82,7 @@ def run_particles(config: RunConfig) -> ParticleTable:
         amplitude_contrast=data.amplitude_contrast,
         voltage=data.voltage,
         spherical_aberration=data.spherical_aberration,
+        require_angles=config.model.pose_mode != PoseMode.INFER.value,
     )
 
 

@@ -16,7 +16,6 @@ import torch
 from cryomotion.atomic_write import atomic_path
 from cryomotion.data.dataset import ParticleDataset
 from cryomotion.data.poses import resolve_rotation_center
-from cryomotion.data.readers import read_particles
 from cryomotion.data.star import write_star_with_poses
 from cryomotion.errors import InputError
 from cryomotion.imaging.renderer import AtomRenderer
@@ -41,6 +40,7 @@ from cryomotion.train.distributed import (
     init_distributed,
     shutdown,
 )
+from cryomotion.train.results import run_particles
 from cryomotion.train.run_dir import (
     NewRunFolder,
     RunPaths,
@@ -293,18 +293,7 @@ def train_run(
     try:
         system = get_system(config.system)
         # the particles first: a bad input fails before the run folder is written
-        table = read_particles(
-            config.data.particles,
-            poses=config.data.poses,
-            ctf=config.data.ctf,
-            pixel_size=config.data.pixel_size,
-            dataset_dir=config.data.dataset_dir,
-            amplitude_contrast=config.data.amplitude_contrast,
-            voltage=config.data.voltage,
-            spherical_aberration=config.data.spherical_aberration,
-            # inferred poses: a RELION file may come without angles
-            require_angles=config.model.pose_mode != PoseMode.INFER.value,
-        )
+        table = run_particles(config)
         dataset = ParticleDataset(
             table, box=config.data.box, invert_contrast=config.data.invert_data
         )
