@@ -155,6 +155,11 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="gather the datasets' compare.tsv already in --workdir; train nothing",
+    )
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -163,6 +168,10 @@ def main() -> None:
         for snr_db in args.snr_db:
             label = f"{path} {snr_db:g} dB"
             folder = args.workdir / f"{path}_{snr_db:g}dB"
+            if args.report_only:
+                if (folder / "compare" / "compare.tsv").is_file():
+                    results[label] = read_table(folder / "compare" / "compare.tsv")
+                continue
             data = dataset(path, snr_db, args, folder)
             settings = CompareSettings(
                 systems=tuple(args.systems), epochs=args.epochs, batch_size=args.batch_size,
