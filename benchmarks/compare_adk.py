@@ -101,8 +101,9 @@ def markdown(results: dict, systems: list[str], args, seconds: float) -> str:
         f"({', '.join(systems)}): {args.particles} AdK particles per dataset, {args.box} px "
         f"at {args.pixel_size} Å/px, {args.frames} frames uniform over the path, rescaled to "
         f"unit noise variance; training box {args.training_box} px, {args.epochs} epochs, "
-        f"batch {args.batch_size}, seed {args.seed}, test fraction {args.test_fraction}. "
-        f"Wall-clock {seconds / 60:.0f} min on this machine (2 cores).",
+        f"batch {args.batch_size}, seed {args.seed}, test fraction {args.test_fraction}; "
+        "2 CPU cores, each training its own process with the threads the `cryomotion` command "
+        "chooses." + (f" Wall-clock {seconds / 60:.0f} min." if seconds >= 60 else ""),
         "",
         "Per dataset and system: median per-particle Cα-RMSD to the truth (Å) / EMD-RMSD "
         "(Å) / held-out misfit minus the rigid reference's (χ² per pixel in noise units; "
