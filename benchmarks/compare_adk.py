@@ -127,6 +127,21 @@ def markdown(results: dict, systems: list[str], args, seconds: float) -> str:
             )
         lines.append(f"| {label} | {rigid:.2f} | " + " | ".join(cells) + " |")
     lines += ["", "![compare_adk](figures/compare_adk.png)", ""]
+    lines += ["What the table says, dataset by dataset (computed from it):", ""]
+    for label, table in results.items():
+        rigid = next(iter(table.values())).get("median_rmsd_reference", float("nan"))
+        rmsd = {n: table[n].get("median_rmsd", np.nan) for n in systems if n in table}
+        misfit = {n: table[n].get("heldout_misfit", np.nan) for n in systems if n in table}
+        best = min(rmsd, key=lambda n: rmsd[n])
+        picked = min(misfit, key=lambda n: misfit[n])
+        worse = [n for n in systems if n in rmsd and rmsd[n] > rigid]
+        lines.append(
+            f"- {label}: most accurate {best} ({rmsd[best]:.2f} Å against rigid {rigid:.2f} Å); "
+            f"the data alone (lowest held-out misfit) pick {picked} "
+            f"({'the same' if picked == best else f'{rmsd[picked]:.2f} Å'}); "
+            + (f"worse than rigid: {', '.join(worse)}." if worse else "none worse than rigid.")
+        )
+    lines.append("")
     lines.append("Cost per system (median over datasets): training seconds / particles/s / "
                  "peak memory (MiB).")  # fmt: skip
     lines += ["", "| system | training (s) | particles/s | peak memory (MiB) |",
