@@ -1,14 +1,14 @@
 """Training on a shared machine: the slowdown when another process keeps one core busy.
 
 On a 2-core machine one other CPU-bound process slowed training ~20× (issue 16): PyTorch's
-OpenMP threads, one per core, wait for each other at every parallel region, spinning, and
-one of them shares its core with the other process. The ``cryomotion`` command now starts
-with a passive wait policy and as many threads as there are free cores
-(``train.threads``). This benchmark trains the same nma run (2 epochs; the second epoch's
-training rate is reported) four ways, each in its own process:
+OpenMP threads, one per core, wait for each other at every parallel region, and one of
+them shares its core with the other process. The ``cryomotion`` command now starts with as
+many threads as there are free cores (``train.threads``). This benchmark trains the same
+nma run (2 epochs; the second epoch's training rate is reported) four ways, each in its own
+process:
 
-- ``before``: ``cli.main.main`` called directly, PyTorch's defaults (one thread per core,
-  OpenMP's default waiting), as every run was before;
+- ``before``: ``cli.main.main`` called directly, PyTorch's defaults (one thread per core),
+  as every run was before;
 - ``after``: the ``cryomotion`` command as users run it;
 
 each alone and beside one busy process (a Python loop), and writes the rates and slowdowns
@@ -94,7 +94,7 @@ def main() -> None:
         "|---|---:|---:|---:|",
     ]
     for name, text in (("before", "PyTorch defaults (before)"),
-                       ("after", "`cryomotion` command (passive wait, free cores)")):  # fmt: skip
+                       ("after", "`cryomotion` command (threads = free cores)")):  # fmt: skip
         alone, busy = rates[name, "alone"], rates[name, "one core busy"]
         lines.append(f"| {text} | {alone:.0f} | {busy:.0f} | {alone / busy:.1f}× |")
     text = "\n".join(lines)

@@ -1,20 +1,22 @@
 """CPU threads of a cryomotion process, chosen when it starts.
 
-PyTorch runs one intra-op thread per core and its OpenMP threads spin while they wait for
-the next parallel region. On a machine where another process keeps a core busy, every
-parallel region then waits for the thread that shares a core with it, and the spinning
-threads take time from that process too: training slowed ~20× on a 2-core machine with
-one other busy process (issue 16). So a process starts with
+PyTorch runs one intra-op thread per core. On a machine where another process keeps a
+core busy, every parallel region then waits for the thread that shares a core with that
+process, and training slowed several-fold (issue 16: up to ~20× on a 2-core machine).
+So the ``cryomotion`` command starts with as many threads as there are cores not already
+busy, at least one, unless ``CRYOMOTION_THREADS`` says how many. Busy cores are measured
+over a quarter of a second from ``/proc/stat`` (the load average lags by a minute, so it
+would still count the cryomotion process that just finished), else taken from the load
+average.
 
-- ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep), unless the user set it;
-- as many threads as there are cores not already busy, at least one, unless
-  ``CRYOMOTION_THREADS`` says how many. Busy cores are measured over a quarter of a
-  second from ``/proc/stat`` (the load average lags by a minute, so it would still count
-  the cryomotion process that just finished), else taken from the load average.
+OpenMP's wait policy is left as it is: a passive policy (waiting threads sleep) was
+measured to cost a third of the speed of a run alone on 2 cores (docs/performance.md,
+"shared_machine"), and with the threads matched to the free cores no thread waits on a
+busy core.
 
-Both must be set before PyTorch starts its thread pool, i.e. before the first parallel
-operation; ``configure_threads`` is called by the ``cryomotion`` command before a verb
-runs (not by ``cli.main.main`` called from Python, whose caller owns its threads).
+The thread count must be set before PyTorch starts its thread pool, i.e. before the first
+parallel operation; ``configure_threads`` is called by the ``cryomotion`` command before a
+verb runs (not by ``cli.main.main`` called from Python, whose caller owns its threads).
 Results differ across thread counts by float rounding (docs/conventions.md,
 "Reproducibility"): set ``CRYOMOTION_THREADS`` for bit-identical reruns on a shared machine.
 """
@@ -81,9 +83,8 @@ def choose_threads(cores: int, busy: float, requested: str | None = None) -> int
 
 
 def configure_threads() -> int:
-    """Set the wait policy and PyTorch's thread count for this process; returns it."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch  # noqa: PLC0415 - after the environment is set
+    """Set PyTorch's thread count for this process to the free cores; returns it."""
+    import torch  # noqa: PLC0415 - slow to import; the command imports it here first
 
     cores, busy = usable_cores(), busy_cores()
     threads = choose_threads(cores, busy, os.environ.get(THREADS_VARIABLE))
