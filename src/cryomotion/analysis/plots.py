@@ -92,8 +92,13 @@ def training_curves(columns: dict[str, np.ndarray], path: Path) -> Path:
     panels = [(title, names) for title, names in panels if names]
     if not panels:
         panels = [("loss", [])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
-    for ax, (title, names) in zip(axes[0], panels, strict=True):
+    # at most three panels a row, so the figure stays legible at the report's width
+    per_row = min(3, len(panels))
+    rows = -(-len(panels) // per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(3.4 * per_row, 2.9 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, names) in zip(axes.flat, panels, strict=False):
         for name in names:
             ax.plot(epoch, columns[name], marker="o", markersize=3, label=name)
         values = np.concatenate([columns[n] for n in names]) if names else np.array([1.0])
