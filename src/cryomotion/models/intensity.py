@@ -92,6 +92,18 @@ class IntensityScale(nn.Module):
             return rendered
         return rendered * self.gain(groups, rendered.shape[0])[:, None, None]
 
+    def _set_noise_sigma(self, measured: torch.Tensor, source: str) -> float:
+        """σ (data units): the median background standard deviation of ``measured``."""
+        _, sigma = background_statistics(measured)
+        noise_sigma = float(torch.median(sigma))
+        if not math.isfinite(noise_sigma) or noise_sigma <= 0:
+            raise InputError(
+                f"{source}: the images' background has standard deviation {noise_sigma:.3g} "
+                "(expected noisy particle images, not blank or constant ones)"
+            )
+        self.noise_sigma.fill_(noise_sigma)
+        return noise_sigma
+
     @torch.no_grad()
     def calibrate(
         self,
@@ -108,14 +120,7 @@ class IntensityScale(nn.Module):
         """
         if self.mode == "none":
             return
-        _, sigma = background_statistics(measured)
-        noise_sigma = float(torch.median(sigma))
-        if not math.isfinite(noise_sigma) or noise_sigma <= 0:
-            raise InputError(
-                f"{source}: the images' background has standard deviation {noise_sigma:.3g} "
-                "(expected noisy particle images, not blank or constant ones)"
-            )
-        self.noise_sigma.fill_(noise_sigma)
+        noise_sigma = self._set_noise_sigma(measured, source)
         normalized = self.normalize(measured).double()
         rendered = rendered.double()
         for group in range(self.log_gain.shape[0]):
@@ -176,14 +181,7 @@ class IntensityScale(nn.Module):
         """
         if self.mode == "none":
             return
-        _, sigma = background_statistics(measured)
-        noise_sigma = float(torch.median(sigma))
-        if not math.isfinite(noise_sigma) or noise_sigma <= 0:
-            raise InputError(
-                f"{source}: the images' background has standard deviation {noise_sigma:.3g} "
-                "(expected noisy particle images, not blank or constant ones)"
-            )
-        self.noise_sigma.fill_(noise_sigma)
+        noise_sigma = self._set_noise_sigma(measured, source)
         normalized = self.normalize(measured).double()
         rendered = rendered.double()
         for group in range(self.log_gain.shape[0]):
