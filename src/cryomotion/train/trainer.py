@@ -151,13 +151,17 @@ class Trainer:
                 for name, _ in self.module.named_buffers()
                 if not name.startswith("inference.") or name in tables
             ]
-            # an objective that renders nothing (DeepHEMNMA's regression) leaves parameters
-            # of the rendering path (the intensity scale) without a gradient
-            renders = all(isinstance(p.objective, ReconstructionObjective) for p in self.schedule)
+            # some parameters have no gradient in a phase that renders nothing (DeepHEMNMA's
+            # regression: the intensity scale) or renders the undeformed points (AtomVAE's
+            # pose phases: the conformation posterior, the decoder); DDP must look for them
+            every_parameter = all(
+                isinstance(phase.objective, ReconstructionObjective) and phase.use_conformation
+                for phase in self.schedule
+            )
             self.model = DistributedDataParallel(
                 self.module,
                 device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=not renders,
+                find_unused_parameters=not every_parameter,
             )
         self.phase_index = 0
         self.optimizer = self._optimizer(self.schedule[0])
