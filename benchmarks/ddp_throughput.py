@@ -133,7 +133,7 @@ def main() -> None:
         "`torchrun --nproc-per-node 2` (gloo) with 1 thread each. *Train* = particles/s in "
         "the optimisation loop; *epoch* = training particles / (loop + test inference) time; "
         "*command* = the whole command's wall and CPU seconds (start-up and the final "
-        f"inference of all particles included). {args.repeats} runs each, in order.",
+        f"inference of all particles included). Runs of each way: {args.repeats}, in order.",
         "",
         "| system | processes × threads | train particles/s | epoch particles/s | "
         "command wall s | command CPU s |",
@@ -152,7 +152,12 @@ def main() -> None:
         summary.append(f"{system} {two / one:.2f}×")
     lines += [
         "",
-        "Two processes against one (median epoch particles/s): " + "; ".join(summary) + ".",
+        "Two processes against one (median epoch particles/s): " + "; ".join(summary) + ". "
+        "Under load a process's parallel regions wait for whichever of its threads shares a "
+        "core with another job (`train/threads.py`, section shared_machine), which one-thread "
+        "processes never do, so the ratio here measures the load as much as the two ways. "
+        "Not measured on an idle machine; for scale, one process with 2 threads at load ≤ 1 "
+        "trains at 200–300 particles/s (section train_throughput, batch norm).",
     ]
     markdown = "\n".join(lines)
     print(markdown)
