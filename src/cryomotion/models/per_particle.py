@@ -105,8 +105,10 @@ class ParticleState(nn.Module):
     def sync_rows(self, index: torch.Tensor) -> None:
         """All-gather the rows ``index`` (B,) updated by each process into every replica.
 
-        Every process must call it with a batch of the same size (the trainer's sampler
-        gives each process equal batches). No-op without a process group.
+        Every process must call it (a collective), each with the rows it updated: the
+        trainer's batches (equal sizes) or its share of the particles at inference (sizes
+        may differ by process; shorter shares are padded for the exchange and the padding
+        dropped). No-op without a process group.
         """
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
             return
@@ -114,18 +116,23 @@ class ParticleState(nn.Module):
         device = self.values.device
         if dist.get_backend() == "nccl" and device.type != "cuda":
             raise RuntimeError("per-particle tables under NCCL must live on the GPU")
-        index = index.to(device)
+        index = index.to(device=device, dtype=torch.long).reshape(-1)
+        sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+        dist.all_gather(sizes, torch.tensor([len(index)], dtype=torch.long, device=device))
+        sizes = [int(size) for size in sizes]
+        padding = max(sizes) - len(index)
+        padded = torch.cat([index, index.new_zeros(padding)])  # row 0 as filler, dropped below
         parts = {
-            "index": index,
-            "values": self.values.index_select(0, index),
-            "first_moment": self.first_moment.index_select(0, index),
-            "second_moment": self.second_moment.index_select(0, index),
-            "steps": self.steps.index_select(0, index),
+            "index": padded,
+            "values": self.values.index_select(0, padded),
+            "first_moment": self.first_moment.index_select(0, padded),
+            "second_moment": self.second_moment.index_select(0, padded),
+            "steps": self.steps.index_select(0, padded),
         }
         for name, tensor in parts.items():
             gathered = [torch.empty_like(tensor) for _ in range(world)]
             dist.all_gather(gathered, tensor.contiguous())
-            parts[name] = torch.cat(gathered)
+            parts[name] = torch.cat([part[:size] for part, size in zip(gathered, sizes)])
         for name in ("values", "first_moment", "second_moment", "steps"):
             getattr(self, name).index_copy_(0, parts["index"], parts[name])
 

@@ -385,8 +385,10 @@ def train_run(
                 predictions = model.inference.final_predictions(predictions)
             write_latents(paths.latents, predictions, len(dataset), test)
             log.info("wrote %s", paths.latents)
-            # poses refined by a pose table or estimated by the inference (AtomVAE)
+            # poses refined by a pose table, estimated by the inference (AtomVAE) or refined
+            # by its alignment and regressor (DeepHEMNMA)
             estimated = getattr(model.inference, "pose_mode", PoseMode.GIVEN) != PoseMode.GIVEN
+            estimated = estimated or bool(getattr(model.inference, "refine_pose", False))
             if model.pose_table is not None or estimated:
                 order = np.argsort(predictions["index"], kind="stable")
                 write_star_with_poses(

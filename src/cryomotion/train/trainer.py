@@ -151,8 +151,17 @@ class Trainer:
                 for name, _ in self.module.named_buffers()
                 if not name.startswith("inference.") or name in tables
             ]
+            # some parameters have no gradient in a phase that renders nothing (DeepHEMNMA's
+            # regression: the intensity scale) or renders the undeformed points (AtomVAE's
+            # pose phases: the conformation posterior, the decoder); DDP must look for them
+            every_parameter = all(
+                isinstance(phase.objective, ReconstructionObjective) and phase.use_conformation
+                for phase in self.schedule
+            )
             self.model = DistributedDataParallel(
-                self.module, device_ids=[device.index] if device.type == "cuda" else None
+                self.module,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=not every_parameter,
             )
         self.phase_index = 0
         self.optimizer = self._optimizer(self.schedule[0])
@@ -510,7 +519,8 @@ class Trainer:
         other ranks get {}). Keys: ``latents`` (N, d), ``rotations`` (N, 3, 3), ``shifts``
         (N, 2) Å, ``index`` (N,), ``log_var`` (N, d) for a VAE, and, with ``render``,
         ``loss`` (N,) and ``outside`` (N,), the fraction of each model's atoms outside the
-        box (``train.sanity``). A pose table takes ``predict_pose_steps`` inner steps per
+        box (``train.sanity``). An auto-decoder's rows inferred by each process are
+        all-gathered into every replica. A pose table takes ``predict_pose_steps`` inner steps per
         particle first (gradients on; the table itself is left as it is); then, with polish
         steps (``models.polish``) and ``polish``, the latents and a pose correction are
         polished jointly.
@@ -586,6 +596,9 @@ class Trainer:
             parts["index"].append(batch["index"].cpu().numpy())
             if variational:
                 parts["log_var"].append(estimates.log_var.detach().cpu().numpy())
+        # the rows an auto-decoder's inner loop wrote for this process's share, into every
+        # replica (so rank 0's checkpoint and the next inference start from them)
+        self.module.inference.sync(torch.as_tensor(mine, device=self.context.device))
         self.module.train(was_training)
         d = self.module.deformation.latent_dim
         empty = {
