@@ -350,7 +350,8 @@ class StackWriter:
         stop = start + len(images)
         if start < 0 or stop > self.n_images:
             raise ValueError(f"images {start}..{stop - 1} outside the stack of {self.n_images}")
-        stored = np.ascontiguousarray(images, dtype=self.dtype)
+        with np.errstate(over="ignore"):  # overflow is reported below
+            stored = np.ascontiguousarray(images, dtype=self.dtype)
         if self.dtype != np.float32 and not np.isfinite(stored).all() and np.isfinite(images).all():
             raise ValueError(
                 f"images {start}..{stop - 1} exceed the {self.dtype} range (|value| up to "
