@@ -6,10 +6,10 @@ as in the seed 000 set-up. Each particle gets a frame drawn from a distribution 
 frames, a uniform random pose, a random shift, a log-normal defocus and white noise.
 
 Writes DIR/particles.mrcs (or, with --images-per-stack K, DIR/particles_000.mrcs, ...
-of K images each; --stack-dtype float16 halves the disk space), DIR/particles.star (RELION 3.1), DIR/ground_truth.npz
-(frame per particle, rotations, shifts, CTF, frame coordinates), DIR/reference.pdb (the
-reference model placed in the box, as if docked into the consensus map) and
-DIR/simulation.yaml. DIR must not hold a dataset already (--force replaces it: its files
+of K images each; --stack-dtype float16 halves the disk space), DIR/particles.star
+(RELION 3.1), DIR/ground_truth.npz (frame per particle, rotations, shifts, CTF, frame
+coordinates), DIR/reference.pdb (the reference model placed in the box, as if docked
+into the consensus map) and DIR/simulation.yaml. DIR must not hold a dataset already (--force replaces it: its files
 are removed before the new ones are written) nor lie inside a training run or another
 dataset; no output may be one of the input files.
 
@@ -37,9 +37,9 @@ from cryomotion.cli.output_guard import (
     check_not_input,
     check_output,
 )
+from cryomotion.data.stack import STACK_DTYPES
 from cryomotion.errors import InputError
 from cryomotion.simulate.conformations import DISTRIBUTIONS, morph
-from cryomotion.data.stack import STACK_DTYPES
 from cryomotion.simulate.dataset import (
     DATASET_FILES,
     SimulationConfig,

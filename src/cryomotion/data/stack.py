@@ -264,7 +264,9 @@ class _OpenStack:
         size = (stop - start) * self.image_bytes
         data = os.pread(self.descriptor, size, self.data_offset + start * self.image_bytes)
         if len(data) != size:
-            raise InputError(f"{self.path}: file ends before image {stop - 1}; expected a full stack")
+            raise InputError(
+                f"{self.path}: file ends before image {stop - 1}; expected a full stack"
+            )
         return np.frombuffer(data, dtype=self.dtype).reshape(stop - start, self.box, self.box)
 
     def close(self) -> None:
@@ -312,7 +314,9 @@ class StackWriter:
                 f"{self.n_images}, {self.box}, {self.pixel_size}"
             )
         if dtype not in STACK_DTYPES:
-            raise ValueError(f"stack data type {dtype!r}; expected one of {', '.join(STACK_DTYPES)}")
+            raise ValueError(
+                f"stack data type {dtype!r}; expected one of {', '.join(STACK_DTYPES)}"
+            )
         self.dtype = np.dtype(dtype)
         self._exit = contextlib.ExitStack()
         self._tmp = self._exit.enter_context(atomic_path(self.path))
