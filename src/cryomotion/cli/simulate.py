@@ -9,9 +9,9 @@ Writes DIR/particles.mrcs (or, with --images-per-stack K, DIR/particles_000.mrcs
 of K images each; --stack-dtype float16 halves the disk space), DIR/particles.star
 (RELION 3.1), DIR/ground_truth.npz (frame per particle, rotations, shifts, CTF, frame
 coordinates), DIR/reference.pdb (the reference model placed in the box, as if docked
-into the consensus map) and DIR/simulation.yaml. DIR must not hold a dataset already (--force replaces it: its files
-are removed before the new ones are written) nor lie inside a training run or another
-dataset; no output may be one of the input files.
+into the consensus map) and DIR/simulation.yaml. DIR must not hold a dataset already
+(--force replaces it: its files are removed before the new ones are written) nor lie
+inside a training run or another dataset; no output may be one of the input files.
 
 example:
   cryomotion simulate --endpoints adk_open.pdb adk_closed.pdb --frames 50 \\
