@@ -44,6 +44,8 @@ def test_several_float16_stacks_hold_the_float32_images(tmp_path, adk_two_frames
     table = read_particles(several["star"])
     expected = [f"{k % 10 + 1:06d}@{names[k // 10]}" for k in range(23)]
     assert list(table.star["particles"]["rlnImageName"]) == expected
+    # the rows share one path object per stack: O(N) pointers, not N strings
+    assert len({id(name) for name in table.image_files}) == 3
     reference = ParticleDataset(read_particles(one["star"])).images(np.arange(23))
     images = ParticleDataset(table).images(np.arange(23))
     np.testing.assert_array_equal(images, reference.astype(np.float16).astype(np.float32))
