@@ -144,6 +144,7 @@ def test_preload_refuses_what_does_not_fit_in_memory(two_groups, monkeypatch):
         ParticleDataset(table, preload=True)
 
 
+@pytest.mark.filterwarnings("ignore:Data array contains NaN values")
 def test_preload_names_the_stack_of_a_nan_image(tmp_path, kit):
     table, images = kit.make_table(tmp_path)
     images[1, 2, 3] = np.nan
