@@ -6,7 +6,7 @@ a single 2D image. Pixels are read as float32 whatever the file's real mode (flo
 float16, int8, int16, uint16); integer stacks are read as they are, in counts, with a
 warning once per file. A 3-D map (``.mrc`` with space group 1 and nz > 1) is refused as a
 volume; gzip- or bzip2-compressed files are refused with a message saying so (they cannot
-be memory-mapped).
+be read image by image).
 """
 
 from __future__ import annotations
