@@ -13,6 +13,7 @@ from cryomotion import __version__
 from cryomotion.cli.main import main
 from cryomotion.cli.train import add_arguments, build_config
 from cryomotion.train.checkpoint import load_checkpoint
+from cryomotion.train.config import config_differences
 
 
 def train(sim, run, *extra):
@@ -130,6 +131,12 @@ def test_set_overrides_the_config_file_and_flags_override_set(tmp_path):
     assert config.data.box is None  # --set can clear an optional setting
     assert config.deformation.cutoff == 12.0
     assert config.training.epochs == 2  # the specific flag over --set
+
+
+def test_preload_flag_sets_a_setting_a_resumed_run_may_change(tmp_path):
+    plain, preloaded = _config_of(tmp_path), _config_of(tmp_path, "--preload")
+    assert not plain.data.preload and preloaded.data.preload
+    assert config_differences(plain, preloaded) == []  # where images come from, not what
 
 
 def test_set_errors_are_one_line_before_any_run_folder(tmp_path, capsys):

@@ -72,7 +72,6 @@ def test_reading_one_image_of_a_huge_stack_is_lazy(tmp_path):
     elapsed = time.perf_counter() - start
     assert np.all(image == 5.0)
     assert elapsed < 1.0
-    assert isinstance(reader._stack(str(path)), np.memmap)
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
     assert grown_kib < 200 * 1024
 
@@ -179,3 +178,64 @@ def test_nan_pixel_error_pickles_and_stays_one_line_from_dataloader_workers(tmp_
     message = str(info.value)
     assert message.startswith(f"{stack.resolve()}: image 3 ") and "NaN or infinite" in message
     assert "\n" not in message and "Traceback" not in message
+
+
+def test_float16_stack_round_trip_keeps_float16_precision_and_mode_12(tmp_path):
+    path = tmp_path / "half.mrcs"
+    images = np.random.default_rng(2).normal(scale=30.0, size=(7, 10, 10)).astype(np.float32)
+    with StackWriter(path, n_images=7, box=10, pixel_size=1.1, dtype="float16") as writer:
+        writer.write(0, images[:4])
+        writer.write(4, images[4:])
+    header = read_stack_header(path)
+    assert header.mode == 12 and header.n_images == 7
+    assert path.stat().st_size == 1024 + 7 * 10 * 10 * 2
+    read = StackReader().read_many(str(path), np.arange(7))
+    assert read.dtype == np.float32
+    np.testing.assert_array_equal(read, images.astype(np.float16).astype(np.float32))
+    # float16 keeps 11 significant bits: relative error at most 2^-11
+    np.testing.assert_allclose(read, images, rtol=2.0**-11, atol=2.0**-24)
+    with mrcfile.open(path) as mrc:
+        assert mrc.data.dtype == np.float16
+        assert mrc.header.dmax == pytest.approx(float(read.max()))
+
+
+def test_float16_writer_refuses_values_beyond_its_range(tmp_path):
+    with pytest.raises(ValueError, match="float16 range"), StackWriter(
+        tmp_path / "s.mrcs", 1, 4, 1.0, dtype="float16"
+    ) as writer:
+        writer.write(0, np.full((4, 4), 1e5, np.float32))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="float16, float32|float32, float16"):
+        StackWriter(tmp_path / "s.mrcs", 1, 4, 1.0, dtype="int8")
+
+
+def test_read_many_returns_the_images_asked_in_their_order(tmp_path, kit):
+    images = np.random.default_rng(3).normal(size=(9, 6, 6)).astype(np.float32)
+    path = str(kit.write_mrcs(tmp_path / "s.mrcs", images))
+    reader = StackReader()
+    indices = np.array([8, 2, 3, 3, 0, 4, 7])  # shuffled, with a run and a repeat
+    np.testing.assert_array_equal(reader.read_many(path, indices), images[indices])
+    for index in indices:
+        np.testing.assert_array_equal(reader.read(path, index), images[index])
+    assert reader.read_many(path, []).shape == (0, 6, 6)
+    with pytest.raises(IndexError, match="index 9 is out of range"):
+        reader.read_many(path, [1, 9])
+
+
+def test_reading_a_whole_stack_does_not_grow_resident_memory(tmp_path):
+    # 64 MiB stack read image batch by image batch: pages stay in the page cache, not in
+    # the process (a memory map would hold every page read as resident memory).
+    path = tmp_path / "big.mrcs"
+    n, box = 4096, 64
+    with StackWriter(path, n, box, 1.0, dtype="float32") as writer:
+        for start in range(0, n, 512):
+            writer.write(start, np.ones((512, box, box), np.float32))
+    reader = StackReader()
+    reader.read_many(str(path), np.arange(256))
+    with open("/proc/self/status") as status:
+        before = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+    for start in range(0, n, 256):
+        reader.read_many(str(path), np.arange(start, start + 256))
+    with open("/proc/self/status") as status:
+        after = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+    assert after - before < 32 * 1024  # KiB: well under the 64 MiB read

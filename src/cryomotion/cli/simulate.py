@@ -5,12 +5,13 @@ structures morphed linearly (after superposing the second onto the first) into N
 as in the seed 000 set-up. Each particle gets a frame drawn from a distribution over
 frames, a uniform random pose, a random shift, a log-normal defocus and white noise.
 
-Writes DIR/particles.mrcs, DIR/particles.star (RELION 3.1), DIR/ground_truth.npz
-(frame per particle, rotations, shifts, CTF, frame coordinates), DIR/reference.pdb (the
-reference model placed in the box, as if docked into the consensus map) and
-DIR/simulation.yaml. DIR must not hold a dataset already (--force replaces it: its files
-are removed before the new ones are written) nor lie inside a training run or another
-dataset; no output may be one of the input files.
+Writes DIR/particles.mrcs (or, with --images-per-stack K, DIR/particles_000.mrcs, ...
+of K images each; --stack-dtype float16 halves the disk space), DIR/particles.star
+(RELION 3.1), DIR/ground_truth.npz (frame per particle, rotations, shifts, CTF, frame
+coordinates), DIR/reference.pdb (the reference model placed in the box, as if docked
+into the consensus map) and DIR/simulation.yaml. DIR must not hold a dataset already
+(--force replaces it: its files are removed before the new ones are written) nor lie
+inside a training run or another dataset; no output may be one of the input files.
 
 example:
   cryomotion simulate --endpoints adk_open.pdb adk_closed.pdb --frames 50 \\
@@ -36,9 +37,15 @@ from cryomotion.cli.output_guard import (
     check_not_input,
     check_output,
 )
+from cryomotion.data.stack import STACK_DTYPES
 from cryomotion.errors import InputError
 from cryomotion.simulate.conformations import DISTRIBUTIONS, morph
-from cryomotion.simulate.dataset import DATASET_FILES, SimulationConfig, simulate_dataset
+from cryomotion.simulate.dataset import (
+    DATASET_FILES,
+    SimulationConfig,
+    old_stacks,
+    simulate_dataset,
+)
 from cryomotion.simulate.paths import domain_weights, hinge_path, parse_domains, sequential_timing
 from cryomotion.structure.io import check_same_atoms, read_model, read_trajectory
 from cryomotion.structure.superpose import superpose
@@ -109,6 +116,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shift-std", type=real(minimum=0), default=2.0, help="shift sd per axis (Å)"
     )
+    parser.add_argument(
+        "--stack-dtype",
+        choices=sorted(STACK_DTYPES),
+        default="float32",
+        help="pixel type of the stack: float32 (MRC mode 2) or float16 (mode 12, half the size)",
+    )
+    parser.add_argument(
+        "--images-per-stack",
+        type=integer(0),
+        default=0,
+        metavar="K",
+        help="write several stacks of K images each (default 0: one stack, particles.mrcs)",
+    )
     parser.add_argument("--hydrogens", action="store_true", help="keep hydrogen atoms")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
@@ -153,6 +173,7 @@ def check_outputs(args: argparse.Namespace) -> None:
     if args.distribution not in DISTRIBUTIONS:
         inputs.append(args.distribution)
     targets = [output / name for name in DATASET_FILES]
+    targets += [path for path in old_stacks(output) if path not in targets]
     for target in targets:
         check_not_input(target, inputs, force=args.force)
     check_output(output, force=args.force, folder=True)
@@ -187,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
         spherical_aberration=args.cs,
         amplitude_contrast=args.amplitude_contrast,
         shift_std=args.shift_std,
+        stack_dtype=args.stack_dtype,
+        images_per_stack=args.images_per_stack,
     )
     paths = simulate_dataset(
         reference,

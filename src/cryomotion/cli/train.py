@@ -134,6 +134,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--box", type=integer(8), help="training box (px): Fourier-crop on the fly")
     data.add_argument(
+        "--preload",
+        action="store_true",
+        default=None,
+        help="read all images into memory first (refused if they would not fit)",
+    )
+    data.add_argument(
         "--rotation-center",
         help="box (default: model in the consensus map frame), centroid, or x,y,z in Å",
     )
@@ -297,6 +303,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "data.dataset_dir": args.dataset_dir,
         "data.invert_data": args.invert_data,
         "data.box": args.box,
+        "data.preload": args.preload,
         "data.rotation_center": args.rotation_center,
         "data.use_file_shifts": None if args.no_file_shifts is None else False,
         "data.test_fraction": args.test_fraction,

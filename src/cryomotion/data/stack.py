@@ -1,4 +1,4 @@
-"""MRC particle stacks: header checks, lazy memory-mapped reading, chunked writing.
+"""MRC particle stacks: header checks, lazy batched reading, chunked writing.
 
 A stack is an MRC file (``.mrcs`` or ``.mrc``) holding ``n_images`` square images of
 ``box`` × ``box`` pixels (data array ``(n_images, box, box)``, rows = y, columns = x), or
@@ -6,7 +6,7 @@ a single 2D image. Pixels are read as float32 whatever the file's real mode (flo
 float16, int8, int16, uint16); integer stacks are read as they are, in counts, with a
 warning once per file. A 3-D map (``.mrc`` with space group 1 and nz > 1) is refused as a
 volume; gzip- or bzip2-compressed files are refused with a message saying so (they cannot
-be memory-mapped).
+be read image by image).
 """
 
 from __future__ import annotations
@@ -133,17 +133,20 @@ def read_stack_header(path: str | os.PathLike) -> StackHeader:
 
 
 class StackReader:
-    """Lazy reader of single images from many stacks.
+    """Lazy reader of images from many stacks, one image or a batch at a time.
 
-    Stacks are memory-mapped (``mrcfile.mmap``) on first use and kept open in a
-    least-recently-used cache of ``max_open`` files. The cache belongs to one process:
-    after a fork (DataLoader workers) the child opens its own maps, and pickling the
-    reader (spawned workers) drops the cache.
+    Pixels are read with ``os.pread`` from file descriptors kept open in a
+    least-recently-used cache of ``max_open`` files, never from a memory map: the pages of
+    a mapped file count in the process's resident set while they stay mapped, so an epoch
+    over a memory-mapped 8 GB stack would show 8 GB resident, whereas pages read with
+    ``pread`` stay in the kernel's page cache, shared and reclaimable. The cache belongs to
+    one process: after a fork (DataLoader workers) the child opens its own files, and
+    pickling the reader (spawned workers) drops the cache.
     """
 
     def __init__(self, max_open: int = 256):
         self.max_open = int(max_open)
-        self._open: OrderedDict[str, mrcfile.mrcmemmap.MrcMemmap] = OrderedDict()
+        self._open: OrderedDict[str, _OpenStack] = OrderedDict()
         self._pid = os.getpid()
 
     def __getstate__(self):
@@ -152,59 +155,139 @@ class StackReader:
     def __setstate__(self, state):
         self.__init__(state["max_open"])
 
-    def _stack(self, path: str) -> np.ndarray:
+    def stack(self, path: str) -> _OpenStack:
+        """The open stack ``path`` (opened on first use; its header is checked then)."""
         if self._pid != os.getpid():
-            # Forked: the parent's maps are not ours to use or close.
+            # Forked: the parent's descriptors are not ours to close.
             self._open = OrderedDict()
             self._pid = os.getpid()
-        mrc = self._open.get(path)
-        if mrc is None:
-            mrc = mrcfile.mmap(path, mode="r", permissive=True)
-            _warn_integer_mode(path, int(mrc.header.mode))
-            self._open[path] = mrc
+        stack = self._open.get(path)
+        if stack is None:
+            stack = _OpenStack.open(path)
+            self._open[path] = stack
             if len(self._open) > self.max_open:
                 _, oldest = self._open.popitem(last=False)
                 oldest.close()
         else:
             self._open.move_to_end(path)
-        return mrc.data
+        return stack
+
+    def read_stored(self, path: str, indices) -> np.ndarray:
+        """Images ``indices`` (k,) (0-based, any order, repeats allowed) of stack ``path``
+        as (k, box, box) in the stack's own data type (float16 for MRC mode 12).
+
+        The indices are sorted and each run of consecutive images is read with one
+        ``pread``; the images come back in the order asked. No pixel check (see ``read_many``).
+        """
+        stack = self.stack(path)
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        out = np.empty((len(indices), stack.box, stack.box), dtype=stack.dtype)
+        if not len(indices):
+            return out
+        low, high = int(indices.min()), int(indices.max())
+        if low < 0 or high >= stack.n_images:
+            bad = low if low < 0 else high
+            raise IndexError(f"{path} holds {stack.n_images} images; index {bad} is out of range")
+        order = np.argsort(indices, kind="stable")
+        ordered = indices[order]
+        # runs of consecutive (or repeated) images: one read each
+        breaks = np.flatnonzero(np.diff(ordered) > 1) + 1
+        for first, stop in zip(np.r_[0, breaks], np.r_[breaks, len(ordered)]):
+            start_image, end_image = int(ordered[first]), int(ordered[stop - 1]) + 1
+            block = stack.read_block(start_image, end_image)
+            out[order[first:stop]] = block[ordered[first:stop] - start_image]
+        return out
+
+    def read_many(self, path: str, indices) -> np.ndarray:
+        """Images ``indices`` (k,) of stack ``path`` as float32 (k, box, box), in that order.
+
+        Raises ImageValueError (an InputError, one line also from a DataLoader worker)
+        naming the stack and the first index whose image has NaN or infinite pixels.
+        """
+        images = self.read_stored(path, indices).astype(np.float32, copy=False)
+        check_finite(images, path, indices)
+        return images
 
     def read(self, path: str, index: int) -> np.ndarray:
         """Image ``index`` (0-based) of stack ``path`` as a float32 (box, box) array.
 
-        Raises ImageValueError (an InputError, one line also from a DataLoader worker)
-        naming the stack and index if a pixel is NaN or infinite.
+        Raises ImageValueError as ``read_many`` does.
         """
-        data = self._stack(path)
-        if data.ndim == 2:
-            if index != 0:
-                raise IndexError(f"{path} holds one image; index {index} is out of range")
-            image = data
-        else:
-            image = data[index]
-        image = np.array(image, dtype=np.float32)
-        if not np.isfinite(image).all():
-            raise ImageValueError(
-                f"{path}: image {index} (0-based; {index + 1:06d}@ in RELION) has NaN or "
-                "infinite pixels; expected finite values"
-            )
-        return image
+        return self.read_many(path, [index])[0]
 
     def close(self) -> None:
-        """Close every open map of this process."""
+        """Close every open stack of this process."""
         if self._pid == os.getpid():
-            for mrc in self._open.values():
-                mrc.close()
+            for stack in self._open.values():
+                stack.close()
         self._open = OrderedDict()
 
 
-class StackWriter:
-    """Write a float32 ``.mrcs`` stack chunk by chunk, never holding it in memory.
+def check_finite(images: np.ndarray, path: str, indices) -> None:
+    """Raise ImageValueError naming ``path`` and the image index (of ``indices``, one per
+    image of ``images`` (k, box, box)) of the first image with NaN or infinite pixels."""
+    finite = np.isfinite(images).all(axis=(-2, -1))
+    if not finite.all():
+        index = int(np.asarray(indices).reshape(-1)[np.flatnonzero(~finite)[0]])
+        raise ImageValueError(
+            f"{path}: image {index} (0-based; {index + 1:06d}@ in RELION) has NaN or "
+            "infinite pixels; expected finite values"
+        )
 
-    The stack is created as a memory-mapped temporary file beside ``path`` and renamed
-    onto ``path`` by ``close()`` (or on leaving a ``with`` block without error); an
-    error or ``abort()`` removes the temporary file. The header's voxel size is
-    ``pixel_size`` (Å/px) and its statistics are those of the written images.
+
+@dataclass
+class _OpenStack:
+    """One stack's file descriptor and the layout of its pixels."""
+
+    path: str
+    descriptor: int
+    data_offset: int  # bytes before the first image
+    dtype: np.dtype
+    n_images: int
+    box: int
+
+    @classmethod
+    def open(cls, path: str) -> _OpenStack:
+        header = read_stack_header(path)
+        with mrcfile.open(path, header_only=True, permissive=True) as mrc:
+            dtype = np.dtype(data_dtype_from_header(mrc.header))
+            extended = int(mrc.header.nsymbt)
+        descriptor = os.open(path, os.O_RDONLY)
+        return cls(path, descriptor, _HEADER_BYTES + extended, dtype, header.n_images, header.box)
+
+    @property
+    def image_bytes(self) -> int:
+        return self.box * self.box * self.dtype.itemsize
+
+    def read_block(self, start: int, stop: int) -> np.ndarray:
+        """Images ``start`` … ``stop - 1`` as stored, (stop - start, box, box)."""
+        size = (stop - start) * self.image_bytes
+        data = os.pread(self.descriptor, size, self.data_offset + start * self.image_bytes)
+        if len(data) != size:
+            raise InputError(
+                f"{self.path}: file ends before image {stop - 1}; expected a full stack"
+            )
+        return np.frombuffer(data, dtype=self.dtype).reshape(stop - start, self.box, self.box)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.descriptor)
+
+
+# the data types a stack may be written in, and their MRC modes
+STACK_DTYPES = {"float32": 2, "float16": 12}
+
+
+class StackWriter:
+    """Write a float32 or float16 ``.mrcs`` stack chunk by chunk, never holding it in memory.
+
+    The stack is created as a temporary file beside ``path`` and renamed onto ``path`` by
+    ``close()`` (or on leaving a ``with`` block without error); an error or ``abort()``
+    removes the temporary file. Chunks are written with ``os.pwrite``, not through a memory
+    map, so that the process's resident memory does not grow with the stack. ``dtype``
+    ``"float16"`` writes MRC mode 12 (half the disk space; 11 significant bits, values up
+    to 65504), ``"float32"`` mode 2. The header's voxel size is ``pixel_size`` (Å/px) and its
+    statistics are those of the written (rounded) images.
 
     Example::
 
@@ -213,7 +296,14 @@ class StackWriter:
                 out.write(start, images_chunk)  # (100, 128, 128)
     """
 
-    def __init__(self, path: str | os.PathLike, n_images: int, box: int, pixel_size: float):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        n_images: int,
+        box: int,
+        pixel_size: float,
+        dtype: str = "float32",
+    ):
         self.path = Path(path)
         self.n_images = int(n_images)
         self.box = int(box)
@@ -223,24 +313,40 @@ class StackWriter:
                 f"StackWriter needs positive n_images, box and pixel_size, got "
                 f"{self.n_images}, {self.box}, {self.pixel_size}"
             )
-        self._exit = contextlib.ExitStack()
-        tmp = self._exit.enter_context(atomic_path(self.path))
-        try:
-            self._mrc = mrcfile.new_mmap(
-                tmp, shape=(self.n_images, self.box, self.box), mrc_mode=2, overwrite=True
+        if dtype not in STACK_DTYPES:
+            raise ValueError(
+                f"stack data type {dtype!r}; expected one of {', '.join(STACK_DTYPES)}"
             )
+        self.dtype = np.dtype(dtype)
+        self._exit = contextlib.ExitStack()
+        self._tmp = self._exit.enter_context(atomic_path(self.path))
+        try:
+            # the header and a file of the full size (sparse until written)
+            with mrcfile.new_mmap(
+                self._tmp,
+                shape=(self.n_images, self.box, self.box),
+                mrc_mode=STACK_DTYPES[dtype],
+                overwrite=True,
+            ) as mrc:
+                mrc.set_image_stack()
+                mrc.voxel_size = self.pixel_size
+                self._data_offset = _HEADER_BYTES + int(mrc.header.nsymbt)
+            self._descriptor = os.open(self._tmp, os.O_RDWR)
         except BaseException:
             self._exit.close()
             raise
-        self._mrc.set_image_stack()
-        self._mrc.voxel_size = self.pixel_size
+        self._image_bytes = self.box * self.box * self.dtype.itemsize
         self._min, self._max = np.inf, -np.inf
         self._sum = self._sum_squares = 0.0
         self._count = 0
 
     def write(self, start: int, images: np.ndarray) -> None:
-        """Write ``images`` (k, box, box) at stack positions ``start`` … ``start + k - 1``."""
-        images = np.asarray(images, dtype=np.float32)
+        """Write ``images`` (k, box, box) at stack positions ``start`` … ``start + k - 1``.
+
+        Raises ValueError if an image does not fit the stack's data type (a value beyond
+        float16's range of ±65504).
+        """
+        images = np.asarray(images)
         if images.ndim == 2:
             images = images[None]
         if images.shape[1:] != (self.box, self.box):
@@ -248,26 +354,36 @@ class StackWriter:
         stop = start + len(images)
         if start < 0 or stop > self.n_images:
             raise ValueError(f"images {start}..{stop - 1} outside the stack of {self.n_images}")
-        self._mrc.data[start:stop] = images
-        self._min = min(self._min, float(images.min()))
-        self._max = max(self._max, float(images.max()))
-        self._sum += float(images.sum(dtype=np.float64))
-        self._sum_squares += float(np.square(images, dtype=np.float64).sum())
-        self._count += images.size
+        with np.errstate(over="ignore"):  # overflow is reported below
+            stored = np.ascontiguousarray(images, dtype=self.dtype)
+        if self.dtype != np.float32 and not np.isfinite(stored).all() and np.isfinite(images).all():
+            raise ValueError(
+                f"images {start}..{stop - 1} exceed the {self.dtype} range (|value| up to "
+                f"{float(np.abs(images).max()):.3g}); write the stack as float32"
+            )
+        os.pwrite(self._descriptor, stored.tobytes(), self._data_offset + start * self._image_bytes)
+        values = stored.astype(np.float32, copy=False)
+        self._min = min(self._min, float(values.min()))
+        self._max = max(self._max, float(values.max()))
+        self._sum += float(values.sum(dtype=np.float64))
+        self._sum_squares += float(np.square(values, dtype=np.float64).sum())
+        self._count += values.size
 
     def close(self) -> None:
         """Finish the header, flush, and rename the stack onto its path."""
+        os.close(self._descriptor)
         if self._count:
             mean = self._sum / self._count
-            header = self._mrc.header
-            header.dmin, header.dmax, header.dmean = self._min, self._max, mean
-            header.rms = np.sqrt(max(self._sum_squares / self._count - mean**2, 0.0))
-        self._mrc.close()
+            with mrcfile.mmap(self._tmp, mode="r+", permissive=True) as mrc:
+                header = mrc.header
+                header.dmin, header.dmax, header.dmean = self._min, self._max, mean
+                header.rms = np.sqrt(max(self._sum_squares / self._count - mean**2, 0.0))
         self._exit.close()
 
     def abort(self) -> None:
         """Discard the stack: nothing is written at ``path``."""
-        self._mrc.close()
+        with contextlib.suppress(OSError):
+            os.close(self._descriptor)
         self._exit.__exit__(RuntimeError, RuntimeError("stack aborted"), None)
 
     def __enter__(self) -> StackWriter:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from cryomotion import __version__
 from cryomotion.atomic_write import atomic_path
 from cryomotion.data.particles import ParticleTable
-from cryomotion.data.stack import StackWriter
+from cryomotion.data.stack import STACK_DTYPES, StackWriter
 from cryomotion.data.star import write_star
 from cryomotion.errors import InputError
 from cryomotion.imaging.renderer import AtomRenderer
@@ -29,7 +29,8 @@ from cryomotion.structure.model import AtomicModel
 
 log = logging.getLogger(__name__)
 
-# what simulate_dataset writes into its folder, the stack (the slowest) first
+# what simulate_dataset writes into its folder, the stack (the slowest) first; with
+# ``images_per_stack`` the stack is several files, particles_000.mrcs, particles_001.mrcs, ...
 DATASET_FILES = (
     "particles.mrcs",
     "particles.star",
@@ -59,7 +60,28 @@ class SimulationConfig:
     b_factor: float = 0.0  # Å²
     shift_std: float = 2.0  # Å, per axis, Gaussian
     chunk_size: int = 256
+    stack_dtype: str = "float32"  # or "float16" (MRC mode 12, half the disk space)
+    images_per_stack: int = 0  # images per .mrcs file; 0: one file, particles.mrcs
     noise_pilot: int = 256  # images used to measure the signal variance that sets the noise
+
+
+def stack_names(n_particles: int, images_per_stack: int) -> list[str]:
+    """The stack files of a simulated dataset: ``particles.mrcs``, or with
+    ``images_per_stack`` K > 0 and more than K particles ``particles_000.mrcs``,
+    ``particles_001.mrcs``, ... (at least three digits) holding K images each, the last
+    the rest."""
+    if images_per_stack <= 0 or n_particles <= images_per_stack:
+        return ["particles.mrcs"]
+    count = math.ceil(n_particles / images_per_stack)
+    digits = max(3, len(str(count - 1)))
+    return [f"particles_{k:0{digits}d}.mrcs" for k in range(count)]
+
+
+def old_stacks(output_dir: str | Path) -> list[Path]:
+    """Stack files of an earlier simulated dataset in ``output_dir`` (see ``stack_names``)."""
+    output_dir = Path(output_dir)
+    found = [output_dir / "particles.mrcs"] + sorted(output_dir.glob("particles_[0-9]*.mrcs"))
+    return [path for path in found if path.is_file() or path.is_symlink()]
 
 
 def place_in_box(frames: np.ndarray, reference: np.ndarray, box: int, pixel_size: float):
@@ -99,12 +121,15 @@ def simulate_dataset(
     The frames are placed in the box frame (``place_in_box``) and each particle gets a
     frame drawn from ``config.distribution`` (or ``weights``), a uniform random pose, a
     Gaussian shift, a log-normal defocus and white noise at ``config.snr`` (see
-    docs/conventions.md). Writes into ``output_dir``: ``particles.mrcs``,
-    ``particles.star`` (RELION 3.1), ``ground_truth.npz``, ``reference.pdb`` (the
+    docs/conventions.md). Writes into ``output_dir``: ``particles.mrcs`` (or several
+    stacks, see ``stack_names``; ``config.stack_dtype`` float32 or float16), ``particles.star``
+    (RELION 3.1), ``ground_truth.npz``, ``reference.pdb`` (the
     reference model in the box frame; ``reference.cif`` if PDB cannot hold it) and
-    ``simulation.yaml``. Deterministic for a seed. A dataset already in ``output_dir`` is
+    ``simulation.yaml``. Memory stays bounded: images are rendered and written a chunk at a
+    time; only per-particle metadata (O(N)) is held. Deterministic for a seed (whatever
+    the stack layout). A dataset already in ``output_dir`` is
     removed first, so an interrupted simulation never leaves old files beside new ones.
-    Returns the paths written.
+    Returns the paths written (``stack`` the first stack; with several, ``stacks`` a glob).
     """
     frames = np.asarray(frames, dtype=np.float64)
     if frames.ndim != 3 or frames.shape[1:] != (reference.n_atoms, 3):
@@ -114,12 +139,20 @@ def simulate_dataset(
         )
     if config.n_particles < 1 or config.box < 8 or config.pixel_size <= 0:
         raise InputError("expected --particles >= 1, --box >= 8 and --pixel-size > 0")
+    if config.stack_dtype not in STACK_DTYPES:
+        raise InputError(
+            f"--stack-dtype {config.stack_dtype}: expected one of {', '.join(STACK_DTYPES)}"
+        )
+    if config.images_per_stack < 0:
+        raise InputError(f"--images-per-stack {config.images_per_stack}: expected >= 0")
     if not (config.snr > 0):
         raise InputError(f"--snr {config.snr}: expected a positive SNR, or inf for clean images")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     for name in reversed(DATASET_FILES):  # the completion marks first
         (output_dir / name).unlink(missing_ok=True)
+    for path in old_stacks(output_dir):
+        path.unlink()
     n = config.n_particles
     rng = np.random.default_rng(config.seed)
 
@@ -161,31 +194,41 @@ def simulate_dataset(
         noise_std = math.sqrt(signal_variance / config.snr)
     generator = torch.Generator().manual_seed(config.seed)
 
-    stack_path = output_dir / "particles.mrcs"
-    with StackWriter(stack_path, n, config.box, config.pixel_size) as writer:
-        bar = tqdm(total=n, unit="img", desc="simulate", disable=not progress)
-        for start in range(0, n, config.chunk_size):
-            indices = np.arange(start, min(n, start + config.chunk_size))
-            images = render(indices)
-            if noise_std:
-                images = images + noise_std * torch.randn(images.shape, generator=generator)
-            writer.write(start, images.numpy())
-            bar.update(len(indices))
-        bar.close()
+    names = stack_names(n, config.images_per_stack)
+    per_stack = n if len(names) == 1 else config.images_per_stack
+    stack_paths = [output_dir / name for name in names]
+    bar = tqdm(total=n, unit="img", desc="simulate", disable=not progress)
+    for k, stack_path in enumerate(stack_paths):
+        first, last = k * per_stack, min(n, (k + 1) * per_stack)
+        with StackWriter(
+            stack_path, last - first, config.box, config.pixel_size, dtype=config.stack_dtype
+        ) as writer:
+            for start in range(first, last, config.chunk_size):
+                indices = np.arange(start, min(last, start + config.chunk_size))
+                images = render(indices)
+                if noise_std:
+                    images = images + noise_std * torch.randn(images.shape, generator=generator)
+                writer.write(start - first, images.numpy())
+                bar.update(len(indices))
+    bar.close()
 
+    # one path object per stack, shared by its particles' rows (O(N) pointers, not strings)
+    resolved = np.array([str(path.resolve()) for path in stack_paths], dtype=object)
+    particle_stack = np.arange(n) // per_stack
     table = ParticleTable(
         rotations=rotations,
         shifts=shifts,
         ctf=ctf,
         pixel_size=np.full(n, config.pixel_size),
         box_size=config.box,
-        image_files=np.full(n, str(stack_path.resolve())),
-        image_indices=np.arange(n),
+        image_files=resolved[particle_stack],
+        image_indices=np.arange(n) - particle_stack * per_stack,
         optics_group=np.ones(n, dtype=np.int64),
         source=str(output_dir / "particles.star"),
     )
     paths = {
-        "stack": stack_path,
+        "stack": stack_paths[0],  # the first of several: see "stacks"
+        **({"stacks": output_dir / "particles_*.mrcs"} if len(stack_paths) > 1 else {}),
         "star": write_star(output_dir / "particles.star", table),
         "reference": write_models(
             output_dir / ("reference.pdb" if fits_pdb(reference) else "reference.cif"),

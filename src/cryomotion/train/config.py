@@ -48,6 +48,7 @@ class DataConfig:
     dataset_dir: str | None = None  # folder the image paths are relative to
     invert_data: bool = False  # multiply images by -1 (dark particles, cryoDRGN stacks)
     box: int | None = None  # training box (px): Fourier-crop the images on the fly
+    preload: bool = False  # read every image into memory first (refused if it would not fit)
     rotation_center: str = "box"  # "box", "centroid" or "x,y,z" (Å) of the reference model
     use_file_shifts: bool = True  # start from the particle file's shifts, predict corrections
     test_fraction: float = 0.1  # held out from training (seed 000: 10 %)
@@ -120,6 +121,7 @@ class RunConfig:
 # Settings a resumed run may change; any other difference means a different run.
 RESUMABLE = frozenset(
     {"training.epochs", "training.workers", "training.device", "training.checkpoint_every"}
+    | {"data.preload"}  # where the images are read from, not what they are
     # inference-time only: a finished run re-writes its latents with other polish settings
     | {
         "model.polish_steps",

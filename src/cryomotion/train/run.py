@@ -295,7 +295,10 @@ def train_run(
         # the particles first: a bad input fails before the run folder is written
         table = run_particles(config)
         dataset = ParticleDataset(
-            table, box=config.data.box, invert_contrast=config.data.invert_data
+            table,
+            box=config.data.box,
+            invert_contrast=config.data.invert_data,
+            preload=config.data.preload,
         )
         if not (resume and paths.config.is_file()):
             # the user's model, before the run folder is written
