@@ -173,13 +173,27 @@ def test_pose_mode_refine_writes_refined_poses_for_relion(simulated, tmp_path):
         assert "log_var" not in latents.files
 
 
-def test_given_poses_are_written_unchanged(trained, simulated):
+def test_given_poses_are_written_with_the_encoders_rotation_correction(trained, simulated):
     from cryomotion.data import read_particles
 
     given = read_particles(simulated / "particles.star")
     with np.load(trained / "latents.npz") as latents:
-        np.testing.assert_allclose(latents["rotations"], given.rotations, atol=1e-6)
+        relative = np.einsum("nji,njk->nik", given.rotations, latents["rotations"])
+    # nma's encoder corrects the given rotation (``deformation.rotation_unit``): a rotation
+    cosine = np.clip((np.trace(relative, axis1=1, axis2=2) - 1) / 2, -1, 1)
+    assert np.degrees(np.arccos(cosine)).max() < 30
+    np.testing.assert_allclose(np.linalg.det(relative), 1.0, atol=1e-5)
     assert not (trained / "refined_particles.star").exists()
+
+
+def test_given_poses_are_written_unchanged_without_the_correction(simulated, tmp_path):
+    from cryomotion.data import read_particles
+
+    run = tmp_path / "run"
+    assert train(simulated, run, "--box", "24", "--set", "deformation.rotation_unit=0") == 0
+    given = read_particles(simulated / "particles.star")
+    with np.load(run / "latents.npz") as latents:
+        np.testing.assert_allclose(latents["rotations"], given.rotations, atol=1e-6)
 
 
 def test_system_flags_belong_to_their_system(simulated, tmp_path, capsys):

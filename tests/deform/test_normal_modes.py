@@ -66,3 +66,36 @@ def test_gradient_reaches_amplitudes(adk_modes):
     # d/dz Σ|X0 + U z|² at z = 0 is 2 <U_l, X0>
     expected = 2 * np.einsum("dac,ac->d", modes.vectors, model.coords)
     np.testing.assert_allclose(amplitudes.grad[0].numpy(), expected, rtol=1e-3, atol=1e-2)
+
+
+def test_thermal_prior_is_the_elastic_energy_relative_to_the_softest_mode(adk_modes):
+    model, modes = adk_modes
+    eigenvalues = np.array([0.5, 1.0, 2.0, 4.0])
+    deformation = NormalModeDeformation(model.coords, modes.vectors, eigenvalues, 0.3)
+    amplitudes = torch.as_tensor(np.random.default_rng(1).normal(0, 40, size=(6, 4)))
+    term = deformation(amplitudes.float()).regularization["mode_prior"]
+    scaled = amplitudes.numpy() / deformation.latent_scale
+    expected = 0.3 * ((scaled**2) * eigenvalues / 0.5).sum(axis=1).mean()
+    assert float(term) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_stiffer_mode_costs_more_for_the_same_displacement(adk_modes):
+    model, modes = adk_modes
+    eigenvalues = np.array([1.0, 2.0, 4.0, 8.0])
+    deformation = NormalModeDeformation(model.coords, modes.vectors, eigenvalues, 1.0)
+    costs = []
+    for k in range(4):
+        amplitudes = torch.zeros(1, 4)
+        amplitudes[0, k] = deformation.latent_scale  # 1 Å RMS along mode k
+        costs.append(float(deformation(amplitudes).regularization["mode_prior"]))
+    np.testing.assert_allclose(costs, eigenvalues, rtol=1e-5)
+
+
+def test_no_prior_adds_no_term_and_rejects_bad_eigenvalues(adk_modes):
+    model, modes = adk_modes
+    deformation = NormalModeDeformation(model.coords, modes.vectors, modes.eigenvalues, 0.0)
+    assert deformation(torch.ones(2, 4)).regularization == {}
+    with pytest.raises(ValueError, match="positive"):
+        NormalModeDeformation(model.coords, modes.vectors, np.array([1.0, 0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="eigenvalues of shape"):
+        NormalModeDeformation(model.coords, modes.vectors, np.ones(3))

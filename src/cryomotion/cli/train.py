@@ -2,9 +2,11 @@
 
 SYSTEM picks the motion model:
   nma       the normal-mode autoencoder of seed 000: a CNN encoder maps each image to a
-            shift correction and the amplitudes of the d lowest normal modes of MODEL; the
-            decoder moves MODEL along the modes, rotates it by the particle's pose,
-            projects it with its CTF and shift; an L2 loss trains the encoder.
+            shift and a rotation correction of its pose and the amplitudes of the d lowest
+            normal modes of MODEL; the decoder moves MODEL along the modes, rotates it by
+            the corrected pose, projects it with its CTF and shift; an L2 loss and a
+            thermal prior on the amplitudes train the encoder (seed 000 as published: --set
+            deformation.rotation_unit=0 --set deformation.prior_weight=0).
   segments  cryoSPHERE (seed 001): a VAE whose decoder moves --segments learned segments
             of the residue chain (a Gaussian mixture over the residues, tau = 20) as rigid
             bodies; correlation loss + KL (+ optional continuity and clash losses). RUN

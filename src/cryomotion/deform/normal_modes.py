@@ -20,14 +20,31 @@ class NormalModeDeformation(Deformation):
     modes : (d, atoms, 3) the orthonormal all-atom basis U (``NormalModes.vectors``); d
         may be 0 (rigid reference).
 
+    eigenvalues : (d,) the modes' eigenvalues λ_k (ascending, any unit), for the prior; None:
+        every mode equally stiff.
+    prior_weight : weight w of the thermal prior on the amplitudes (0: none).
+
     The latents are the mode ``amplitudes`` z (B, d) in Å, in the convention of
     ``cryomotion.dynamics`` (``NormalModes.conformations``): |z| is the norm of the
     displacement summed over all atoms. ``latent_scale`` = sqrt(atoms), so an encoder
-    output of 1 moves the atoms by 1 Å RMS. Both arrays are registered buffers: the
+    output of 1 moves the atoms by 1 Å RMS. The arrays are registered buffers: the
     deformation has no parameters.
+
+    The prior is the elastic energy of the network in thermal equilibrium, ⟨z_k²⟩ ∝ kT/λ_k:
+    the regularisation term "mode_prior" is w Σ_k (λ_k/λ_1) (z_k / latent_scale)², averaged
+    over the batch, so moving the softest mode by 1 Å RMS costs w (in the objective's units)
+    and mode k λ_k/λ_1 times more. Without it the stiffer modes are free to grow far beyond
+    their thermal size to stand in for what the modes cannot hold (a rigid turn of the
+    whole particle in the frame of its pose, ``docs/results.md`` section nma_hinge).
     """
 
-    def __init__(self, reference: np.ndarray | torch.Tensor, modes: np.ndarray | torch.Tensor):
+    def __init__(
+        self,
+        reference: np.ndarray | torch.Tensor,
+        modes: np.ndarray | torch.Tensor,
+        eigenvalues: np.ndarray | torch.Tensor | None = None,
+        prior_weight: float = 0.0,
+    ):
         super().__init__()
         reference = torch.tensor(np.asarray(reference), dtype=torch.float32)
         modes = torch.tensor(np.asarray(modes), dtype=torch.float32)
@@ -43,8 +60,26 @@ class NormalModeDeformation(Deformation):
         self.latent_scale = math.sqrt(n_atoms)
         self.register_buffer("reference", reference)
         self.register_buffer("modes", modes)
+        if eigenvalues is None:
+            eigenvalues = np.ones(self.latent_dim)
+        eigenvalues = torch.tensor(np.array(eigenvalues, dtype=np.float64), dtype=torch.float32)
+        if eigenvalues.shape != (self.latent_dim,) or not bool((eigenvalues > 0).all()):
+            raise ValueError(
+                f"eigenvalues of shape {tuple(eigenvalues.shape)}: expected {self.latent_dim} "
+                "positive values"
+            )
+        if not prior_weight >= 0:
+            raise ValueError(f"prior weight {prior_weight}: expected >= 0")
+        stiffness = eigenvalues / eigenvalues.min() if self.latent_dim else eigenvalues
+        self.register_buffer("stiffness", stiffness, persistent=False)  # λ_k / λ_1 (from λ)
+        self.prior_weight = float(prior_weight)
 
     def deform(self, latents: torch.Tensor) -> Deformed:
         """``latents`` = amplitudes (B, d) Å -> coords (B, atoms, 3) Å."""
         self.check_latents(latents)
-        return Deformed(deform_along_modes(self.reference, self.modes, latents), {})
+        coords = deform_along_modes(self.reference, self.modes, latents)
+        if not self.prior_weight or not self.latent_dim:
+            return Deformed(coords, {})
+        scaled = latents.to(coords.dtype) / self.latent_scale
+        energy = (scaled.square() * self.stiffness).sum(dim=-1).mean()
+        return Deformed(coords, {"mode_prior": self.prior_weight * energy})

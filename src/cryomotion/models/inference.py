@@ -17,6 +17,7 @@ from torch import nn
 
 from cryomotion.imaging.pose import Pose
 from cryomotion.models.encoder import HIDDEN, ImageEncoder, MLPHead
+from cryomotion.models.pose import compose_pose
 from cryomotion.models.variational import gaussian_kl
 
 LOG_VAR_BOUND = 10.0
@@ -89,9 +90,15 @@ class ConditionedHead(nn.Module):
 
 class AmortizedEncoder(Inference):
     """An image encoder with heads ``shifts`` (2: a correction to the file's shift, Å) and
-    ``latents`` (d, times ``latent_scale``), and for a VAE ``latent_log_var`` (d).
+    ``latents`` (d, times ``latent_scale``), for a VAE ``latent_log_var`` (d), and with
+    ``rotation_scale`` > 0 ``rotation`` (3: a rotation vector, times ``rotation_scale``
+    radians, correcting the file's rotation: R = R_file · exp([ω]×), ``compose_pose``).
 
-    The pose is the file's rotation and its shift plus the predicted correction. A VAE
+    The pose is the file's rotation (so corrected, where there is a rotation head) and its
+    shift plus the predicted correction. The rotation head serves deformations that hold no
+    rigid motion (normal modes are orthogonal to it) when a particle's conformation is
+    turned as a whole against the reference in the frame of its pose, as a hinge motion
+    with the core held where the pose puts it is. A VAE
     samples its latents by reparameterisation in training (``samples`` of them) and gives
     its mean in eval mode; its prior term is the KL to N(0, I), per particle. With
     ``mixed_precision`` the encoder runs under bfloat16 autocast on CUDA.
@@ -104,10 +111,15 @@ class AmortizedEncoder(Inference):
         latent_scale: float = 1.0,
         variational: bool = False,
         mixed_precision: bool = False,
+        rotation_scale: float = 0.0,
     ):
         super().__init__()
-        expected = {"shifts": 2, "latents": latent_dim} | (
-            {"latent_log_var": latent_dim} if variational else {}
+        if not rotation_scale >= 0:
+            raise ValueError(f"rotation scale {rotation_scale}: expected >= 0 radians")
+        expected = (
+            {"shifts": 2, "latents": latent_dim}
+            | ({"latent_log_var": latent_dim} if variational else {})
+            | ({"rotation": 3} if rotation_scale > 0 else {})
         )
         if encoder.sizes != expected:
             raise ValueError(
@@ -119,6 +131,7 @@ class AmortizedEncoder(Inference):
         self.latent_scale = latent_scale
         self.variational = variational
         self.mixed_precision = mixed_precision
+        self.rotation_scale = float(rotation_scale)
 
     def encode(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         device_type = images.device.type
@@ -134,6 +147,8 @@ class AmortizedEncoder(Inference):
         shifts = batch["shift"].float() + outputs["shifts"].float()
         mean = outputs["latents"].float() * self.latent_scale
         pose = Pose(batch["rotation"], shifts)
+        if self.rotation_scale > 0:
+            pose = compose_pose(pose, outputs["rotation"].float() * self.rotation_scale, None)
         if not self.variational:
             return Estimates(mean[:, None, :], mean, pose, {})
         # bounded so exp() neither overflows nor collapses the sample to the mean

@@ -7,6 +7,7 @@ once by ``prepare``), so the deformation is rebuilt from the run alone.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,14 @@ class NormalModeSettings:
     distance_exponent: float = 0.0
     kernel_width: float = DEFAULT_KERNEL_WIDTH  # Å, coarse-grained -> all-atom interpolation
     mass_weighted: bool = False
+    # The modes hold no rigid motion, but in the frame of its pose a particle may be turned
+    # as a whole against the reference (a hinge motion with the core held still): the
+    # encoder predicts a rotation correction of the pose, `rotation_unit` degrees per unit
+    # of its output (0: none, seed 000), and a thermal prior on the amplitudes (weight
+    # `prior_weight`, ``NormalModeDeformation``; 0: none, seed 000) keeps the stiffer modes
+    # from standing in for that turn (docs/results.md, section nma_hinge).
+    rotation_unit: float = 20.0  # degrees
+    prior_weight: float = 3e-4
 
 
 def prepare(
@@ -68,7 +77,17 @@ def build_deformation(
             f"{path}: {modes.n_modes} modes of {modes.n_atoms} atoms, expected "
             f"{latent_dim} modes of the reference model's {reference.n_atoms} atoms"
         )
-    return NormalModeDeformation(reference.coords, modes.vectors[:latent_dim])
+    if settings.rotation_unit < 0 or settings.prior_weight < 0:
+        raise InputError(
+            f"deformation.rotation_unit {settings.rotation_unit}, deformation.prior_weight "
+            f"{settings.prior_weight}: expected values >= 0"
+        )
+    return NormalModeDeformation(
+        reference.coords,
+        modes.vectors[:latent_dim],
+        modes.eigenvalues[:latent_dim],
+        settings.prior_weight,
+    )
 
 
 SYSTEM = System(
@@ -81,4 +100,5 @@ SYSTEM = System(
     default_latent_dim=lambda settings: DEFAULT_MODES,
     objective=lambda settings: ReconstructionObjective("l2"),  # seed 000's L2 loss
     flags=(SystemFlag("--modes", "model.latent_dim", "number of normal modes d (default 16)", 0),),
+    rotation_correction=lambda settings: math.radians(settings.rotation_unit),
 )

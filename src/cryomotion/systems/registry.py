@@ -117,6 +117,9 @@ class System:
         the particles before training and train on it (the inference must provide
         ``align`` and ``final_predictions``, as ``models.alignment.AlignmentRegressor``
         does); None for none.
+    rotation_correction : ``settings`` -> radians per unit of a rotation-correction head on
+        the amortized encoder (``models.inference.AmortizedEncoder``; 0: no head); None: no
+        head.
     """
 
     name: str
@@ -135,6 +138,7 @@ class System:
     pose_modes: tuple[str, ...] = ("given", "refine")
     complete: Callable[[Any], Any] | None = None
     alignment: Callable[[Any, int, int], AlignmentPlan] | None = None
+    rotation_correction: Callable[[Any], float] | None = None
 
     def phases(self, settings: Any, epochs: int) -> list[Phase]:
         """The training schedule for ``epochs`` epochs (one phase unless the system says)."""

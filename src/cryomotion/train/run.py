@@ -119,9 +119,16 @@ def amortized_encoder(
     config: RunConfig, box: int, deformation, variational: bool
 ) -> AmortizedEncoder:
     """The image encoder of ``config.model`` in front of ``deformation`` (heads: a shift
-    correction, the latents and, for a VAE, their log variance)."""
+    correction, the latents, for a VAE their log variance, and a rotation correction where
+    the system's ``rotation_correction`` asks for one)."""
     d = config.model.latent_dim
-    heads = {"shifts": 2, "latents": d} | ({"latent_log_var": d} if variational else {})
+    correction = get_system(config.system).rotation_correction
+    rotation_scale = 0.0 if correction is None else correction(config.deformation)
+    heads = (
+        {"shifts": 2, "latents": d}
+        | ({"latent_log_var": d} if variational else {})
+        | ({"rotation": 3} if rotation_scale > 0 else {})
+    )
     encoder = ImageEncoder(
         box,
         heads,
@@ -135,6 +142,7 @@ def amortized_encoder(
         latent_scale=deformation.latent_scale,
         variational=variational,
         mixed_precision=config.training.mixed_precision,
+        rotation_scale=rotation_scale,
     )
 
 

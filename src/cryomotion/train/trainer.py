@@ -296,6 +296,12 @@ class Trainer:
             (f"inference.{k}" if k.startswith("encoder.") else k): v for k, v in state.items()
         }
         missing = [k for k in self.module.state_dict() if k not in state]
+        if any(k.startswith("inference.encoder.heads.rotation.") for k in missing):
+            raise InputError(
+                f"{self.checkpoint_path}: written before the encoder predicted a rotation "
+                "correction; resume it with 'rotation_unit: 0' and 'prior_weight: 0' in the "
+                "deformation section of its config.yaml"
+            )
         if missing and all(k.startswith("intensity.") for k in missing):
             if self.module.intensity.mode != "none":
                 raise InputError(
