@@ -77,9 +77,40 @@ double-precision LU (38.1 M nonzeros in L + U) and 3.7 s on ARPACK's 82 solves (
   reorthogonalisation, Rayleigh–Ritz with H: depth 7 (224 vectors) to reach a residual of
   2.6·10⁻⁷ max|H_ii|, 7.3 s after the factor against ARPACK's 3.7 s.
 
-The factor is near what minimum degree achieves on a compact 3D network with a 15 Å cutoff;
-≤ 3.5 s would take a supernodal Cholesky in a nested-dissection ordering (CHOLMOD through
-scikit-sparse, not a pure wheel) or an eigensolver other than these.
+Supernodal factorisers from binary wheels (separate venv, NumPy 2.4.6, SciPy 1.17.1, one
+thread, ARPACK unchanged with the candidate's solve as `OPinv`); the three rows run back to
+back at load 1.9–2.5, CPU seconds (wall about twice that: the process shared a core).
+PARDISO: pypardiso 0.4.7 on mkl 2026.2.1, LDLᵀ (`mtype` 2) in parallel-METIS order.
+CHOLMOD: version 3.0.6 as bundled in the cvxopt 1.3.3 wheel, supernodal, AMD order.
+
+| factor of H - σI | factor s | nnz(L) | 1 solve | 32 solves, each | ARPACK (82 solves) | sum |
+|---|---:|---:|---:|---:|---:|---:|
+| SuperLU (today) | 5.06 | 38.1 M (L + U) | 50 ms | 20 ms | 4.16 | 9.2 |
+| PARDISO | 1.59 | 18.9 M | 29 ms | 6 ms | 2.68 | 4.3 |
+| CHOLMOD | 1.26 | – | 29 ms | 29 ms | 2.73 | 4.0 |
+
+- Both give the 20 eigenvalues of today's solver to 10⁻¹³ relative, subspace overlap
+  1 − 10⁻¹² (residuals ≤ 5·10⁻¹⁴ max|H_ii|).
+- PARDISO in METIS order (not the parallel one): factor 2.15 s. Two threads on the shared
+  cores: factor 1.85 s CPU, ARPACK 6.4 s. Its single-precision factor (`iparm[27]`) solves
+  in 20 ms but to 1.5·10⁻³ relative (σ is 10⁻⁶ max|H_ii|): ARPACK then misses the
+  rigid-body modes (subspace overlap 0.84).
+- Block shift-invert Krylov on PARDISO's block solves (8 ms a right-hand side in blocks of
+  16, 11 ms in blocks of 8), full reorthogonalisation, Rayleigh–Ritz with the inverse:
+  block 8, depth 16 (128 solves) 2.5 s to a residual of 7·10⁻⁷ max|H_ii|; depth 20
+  (160 solves) 3.2 s to 8·10⁻¹¹; block 16, depth 12 (192 solves) 2.7 s to 10⁻⁷. ARPACK's
+  2.7 s is no slower and reaches 10⁻¹⁴.
+- ARPACK's `tol` 10⁻⁵ instead of 10⁻⁸: 68 solves instead of 82 (2.2 s on PARDISO), but
+  the largest residual is then 6·10⁻⁹ max|H_ii|, too close to the 10⁻⁸ accepted.
+- QDLDL 0.1.9 (AMD, not supernodal): factor 15.7 s. python-mumps 0.0.2, the only wheel,
+  is built against NumPy 1 and does not import under NumPy 2; pydiso, pymumps, pyspral and
+  scikit-sparse have no wheel; sksparse-minimal 0.3 is cholespy (above).
+- Size: pypardiso pulls mkl (a 229 MB wheel; 721 MB installed with intel-openmp and tbb);
+  cvxopt is a 21 MB wheel (61 MB of bundled libraries).
+
+Either halves the modes (≈ 4 CPU s against ≈ 8, plus 0.7 s for the Hessian), but neither
+reaches 3.5 s: the 82 one-vector solves alone cost 2.4 s, bound by reading the 18.9 M
+nonzeros of the factor twice a solve, and the block methods measured cost as much.
 """
 
 
