@@ -43,6 +43,76 @@ CUTOFF = 15.0
 SIZES = (2000, 5000, 14000)
 LAYOUTS = ("row", "grid")
 
+#: Solvers measured for the 13,910-node grid and not adopted (a record, not re-measured).
+ALTERNATIVES = """
+Solvers measured for the 13,910-node grid (41,730 degrees of freedom, ~48 springs a node)
+and not adopted; 2026-12-04, CPU seconds of one process, load 6–9 on the 2 cores, scripts
+run by hand, `cryomotion.dynamics` unchanged. The current solver spends 3.6 s on the
+double-precision LU (38.1 M nonzeros in L + U) and 3.7 s on ARPACK's 82 solves (41 ms each).
+
+- Minimum degree on the 13,910-node graph (3×3 blocks), expanded to the dof: same fill
+  (38.0 M), factor 4.1 s. COLAMD on that graph: 100 M nonzeros, 22 s.
+- SuperLU supernode relaxation (`relax` 5–150, `panel_size` 10–60): factor 3.6–3.9 s.
+- ARPACK `ncv` 40 / 53 (default) / 70 / 90: 76 / 82 / 93 / 91 solves, 3.8–4.7 s.
+- The 6 rigid-body modes (analytic translations, rotations) projected out, 20 eigenpairs
+  asked for: 75 solves instead of 82.
+- Single-precision LU, ARPACK, then block Rayleigh–Ritz refinement in double precision
+  (basis widened by the preconditioned residuals): factor 2.5 s, solves no faster (3.4 s);
+  the largest residual stalls near 10⁻⁷ max|H_ii| and takes 4 refinement steps (8 guard
+  vectors) to reach the 10⁻⁸ of the double-precision path: 8.8 s against 7.5 s back to
+  back (eigenvalues then agree to 5·10⁻¹³).
+- LOBPCG with a smoothed-aggregation AMG preconditioner (pyamg 5.4.1 in a separate venv,
+  rigid-body near-nullspace, 2 levels, 1,320 coarse dof), 32 vectors: 36 iterations from
+  random vectors to a residual of 10⁻⁸ max|H_ii| (eigenvalues to 10⁻¹², subspace overlap
+  1 − 10⁻¹³) but 43 s, pyamg's V-cycle looping over the 32 columns (2.2 s a cycle). One
+  H·X alone costs 0.10 s, so 36 iterations cost ≥ 3.6 s whatever the cycle. Started from
+  the Rayleigh–Ritz vectors of the coarse space (eigenvalues 93 % off), Jacobi smoothing:
+  75 iterations.
+- LOBPCG preconditioned by the LU of the shifted 10 Å-cutoff Hessian (8.5 M nonzeros,
+  0.6 s): 60 iterations of 0.4 s, the residual falling 2.5× every 5 iterations (26.6 s).
+- Sparse Cholesky of H - σI with cholespy 2.2.0 (a wheel bundling CHOLMOD; scikit-sparse
+  has no wheel here): factor 11.6 s, solves 39 ms, ARPACK's 82 of them 3.4 s.
+- Block shift-invert Krylov space on the double-precision LU (SuperLU solves 26 right-hand
+  sides at once in 0.42 s, 16 ms each against 41 ms one at a time), 32 random vectors, full
+  reorthogonalisation, Rayleigh–Ritz with H: depth 7 (224 vectors) to reach a residual of
+  2.6·10⁻⁷ max|H_ii|, 7.3 s after the factor against ARPACK's 3.7 s.
+
+Supernodal factorisers from binary wheels (separate venv, NumPy 2.4.6, SciPy 1.17.1, one
+thread, ARPACK unchanged with the candidate's solve as `OPinv`); the three rows run back to
+back at load 1.9–2.5, CPU seconds (wall about twice that: the process shared a core).
+PARDISO: pypardiso 0.4.7 on mkl 2026.2.1, LDLᵀ (`mtype` 2) in parallel-METIS order.
+CHOLMOD: version 3.0.6 as bundled in the cvxopt 1.3.3 wheel, supernodal, AMD order.
+
+| factor of H - σI | factor s | nnz(L) | 1 solve | 32 solves, each | ARPACK (82 solves) | sum |
+|---|---:|---:|---:|---:|---:|---:|
+| SuperLU (today) | 5.06 | 38.1 M (L + U) | 50 ms | 20 ms | 4.16 | 9.2 |
+| PARDISO | 1.59 | 18.9 M | 29 ms | 6 ms | 2.68 | 4.3 |
+| CHOLMOD | 1.26 | – | 29 ms | 29 ms | 2.73 | 4.0 |
+
+- Both give the 20 eigenvalues of today's solver to 10⁻¹³ relative, subspace overlap
+  1 − 10⁻¹² (residuals ≤ 5·10⁻¹⁴ max|H_ii|).
+- PARDISO in METIS order (not the parallel one): factor 2.15 s. Two threads on the shared
+  cores: factor 1.85 s CPU, ARPACK 6.4 s. Its single-precision factor (`iparm[27]`) solves
+  in 20 ms but to 1.5·10⁻³ relative (σ is 10⁻⁶ max|H_ii|): ARPACK then misses the
+  rigid-body modes (subspace overlap 0.84).
+- Block shift-invert Krylov on PARDISO's block solves (8 ms a right-hand side in blocks of
+  16, 11 ms in blocks of 8), full reorthogonalisation, Rayleigh–Ritz with the inverse:
+  block 8, depth 16 (128 solves) 2.5 s to a residual of 7·10⁻⁷ max|H_ii|; depth 20
+  (160 solves) 3.2 s to 8·10⁻¹¹; block 16, depth 12 (192 solves) 2.7 s to 10⁻⁷. ARPACK's
+  2.7 s is no slower and reaches 10⁻¹⁴.
+- ARPACK's `tol` 10⁻⁵ instead of 10⁻⁸: 68 solves instead of 82 (2.2 s on PARDISO), but
+  the largest residual is then 6·10⁻⁹ max|H_ii|, too close to the 10⁻⁸ accepted.
+- QDLDL 0.1.9 (AMD, not supernodal): factor 15.7 s. python-mumps 0.0.2, the only wheel,
+  is built against NumPy 1 and does not import under NumPy 2; pydiso, pymumps, pyspral and
+  scikit-sparse have no wheel; sksparse-minimal 0.3 is cholespy (above).
+- Size: pypardiso pulls mkl (a 229 MB wheel; 721 MB installed with intel-openmp and tbb);
+  cvxopt is a 21 MB wheel (61 MB of bundled libraries).
+
+Either halves the modes (≈ 4 CPU s against ≈ 8, plus 0.7 s for the Hessian), but neither
+reaches 3.5 s: the 82 one-vector solves alone cost 2.4 s, bound by reading the 18.9 M
+nonzeros of the factor twice a solve, and the block methods measured cost as much.
+"""
+
 
 def adk():
     from cryomotion.structure.io import read_model
@@ -273,6 +343,7 @@ def report(results: list[dict], args: argparse.Namespace, started: str) -> str:
                 f"| {r['layout']} | {r['nodes']:,} | {r['atoms']:,} | {r['total_s']:.2f} "
                 f"| {r['peak_rss_mib']:.0f} |"
             )
+    lines += ["", *ALTERNATIVES.strip().splitlines()]
     lines += ["", f"Command: `python benchmarks/nma_scaling.py {' '.join(sys.argv[1:])}`"]
     return "\n".join(lines)
 
