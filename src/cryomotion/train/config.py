@@ -67,6 +67,10 @@ class ModelConfig:
     # fitted at the start and learned), "per_image" (and a least-squares scale per image),
     # "none" (the data are taken to be in the renderer's units, as before 0.2)
     intensity_scale: str = "fitted"
+    # render one Gaussian bead of std 2 Å per residue, at its Cα, with the residue's summed
+    # f_e(0) as amplitude (cryoSPHERE's density model), instead of every atom's form factor;
+    # any system whose points are the reference's atoms (nma, segments, atomvae, deephemnma)
+    coarse: bool = False
     # "given": the file's poses (+ the encoder's shift correction); "refine": and a
     # per-particle correction (rotation vector, shift) optimised by inner steps
     pose_mode: str = "given"

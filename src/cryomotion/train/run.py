@@ -138,6 +138,17 @@ def amortized_encoder(
     )
 
 
+# Å, the std of the Gaussian bead per residue of ``--coarse`` (cryoSPHERE's sigma_gmm)
+BEAD_SIGMA = 2.0
+
+
+def _drawn(config: RunConfig, scatterers) -> str:
+    """What the renderer draws, for the log."""
+    if scatterers is not None:
+        return "the deformation's own"
+    return f"one Gaussian bead of std {BEAD_SIGMA:g} Å per residue, at its Cα (--coarse)"
+
+
 def build_model(
     config: RunConfig,
     paths: RunPaths,
@@ -154,17 +165,29 @@ def build_model(
     center = resolve_rotation_center(
         config.data.rotation_center, reference, table_box, table_pixel_size
     )
-    renderer = AtomRenderer.from_model(
-        reference, dataset.box, dataset.pixel_size, rotation_center=center
-    )
     torch.manual_seed(config.training.seed)  # the deformation may have parameters too
     deformation = system.build_deformation(
         reference, config.model.latent_dim, config.deformation, paths.root
+    )
+    if config.model.coarse and not deformation.points_are_atoms:
+        raise InputError(
+            f"--coarse draws the reference's residues, but the {system.name} system's points "
+            "are not its atoms"
+        )
+    renderer = AtomRenderer.from_model(
+        reference,
+        dataset.box,
+        dataset.pixel_size,
+        rotation_center=center,
+        coarse=config.model.coarse,
+        bead_sigma=BEAD_SIGMA,
     )
     if (scatterers := deformation.scatterers()) is not None:
         # the deformation's points are not the reference's atoms (3DFlex's pseudo-atoms),
         # or are drawn otherwise (AtomVAE's residue beads)
         renderer = AtomRenderer(scatterers, dataset.box, dataset.pixel_size, rotation_center=center)
+    if config.model.coarse or scatterers is not None:
+        log.info("renderer: %d scatterers (%s)", renderer.n_scatterers, _drawn(config, scatterers))
     pose_mode = PoseMode.parse(config.model.pose_mode)
     if pose_mode.value not in system.pose_modes:
         raise InputError(
