@@ -24,7 +24,9 @@ same number of threads (``torch.set_num_threads``):
     written by cryomotion's simulator, read by both from its RELION star file and stack):
     cryoSPHERE's own ``start_training`` loop driven for one epoch per call from its
     ``parse_yaml`` (its parameters.yaml defaults, 6 segments as ours), against
-    ``cryomotion train segments`` (``train_run``) with ``--coarse`` and with every atom.
+    ``cryomotion train segments`` (``train_run``) in its configuration (``--coarse
+    --encoder mlp``: beads, and an MLP encoder of its layer sizes), with ``--coarse`` and
+    our CNN encoder, and with every atom.
     Its rate: the particles of the epoch (drop_last) over the loop's wall time, data loading
     included; ours: the trainer's particles/s (the optimisation loop, data loading included,
     without the held-out inference).
@@ -74,6 +76,11 @@ RENDER_BATCH = 64
 TRAIN_BATCH = 128
 SIGMA = 2.0  # Å, one Gaussian per residue (cryoSPHERE's sigma_gmm, our BEAD_SIGMA)
 DATA_BOX, DATA_PIXEL = 64, 1.5
+TRAIN_CASES = (  # ours: (coarse, encoder trunk, key)
+    (True, "mlp", "coarse_mlp"),  # cryoSPHERE's configuration: beads and an MLP encoder
+    (True, "conv", "coarse"),
+    (False, "conv", "atoms"),
+)
 
 STANDINS = {
     "wandb/__init__.py": '''
@@ -321,11 +328,15 @@ def our_render(reference, star: Path, coarse: bool, warmup: int, steps: dict) ->
     return cases
 
 
-def our_train(star: Path, reference: Path, root: Path, coarse: bool, epochs: int) -> dict:
-    """``cryomotion train segments`` (``--coarse`` or every atom) for ``epochs`` epochs."""
+def our_train(
+    star: Path, reference: Path, root: Path, coarse: bool, encoder: str, epochs: int
+) -> dict:
+    """``cryomotion train segments`` (``--coarse`` or every atom, ``--encoder``) for
+    ``epochs`` epochs."""
     config = with_system_defaults(RunConfig(system="segments", reference=str(reference)))
     config.data.particles = str(star)
     config.model.coarse = coarse
+    config.model.encoder = encoder
     config.training.batch_size = TRAIN_BATCH
     config.training.epochs = epochs
     config.training.device = "cpu"
@@ -383,7 +394,7 @@ def main() -> None:
         }  # fmt: skip
 
         render = {"peer": [], "coarse": [], "atoms": []}
-        train = {"peer": [], "coarse": [], "atoms": []}
+        train = {"peer": [], "coarse_mlp": [], "coarse": [], "atoms": []}
         for round_index in range(args.rounds):
             peer = run_peer(args.peer_python, render_job, tmp, args.threads)
             render["peer"].append(peer["cases"])
@@ -395,8 +406,10 @@ def main() -> None:
             peer = run_peer(args.peer_python, train_job, tmp, args.threads)
             per_epoch = peer["per_epoch"]
             train["peer"].append([per_epoch / s for s in peer["epochs"]])
-            for coarse, key in ((True, "coarse"), (False, "atoms")):
-                result = our_train(data["star"], data["reference"], tmp, coarse, args.epochs)
+            for coarse, encoder, key in TRAIN_CASES:
+                result = our_train(
+                    data["star"], data["reference"], tmp, coarse, encoder, args.epochs
+                )
                 train[key].append(result["rates"])
             print(f"round {round_index + 1}: training done", flush=True)
     load_after = os.getloadavg()
@@ -439,25 +452,32 @@ def report(args, render: dict, train: dict, peer_residues: int, load) -> str:
         lines += [
             "",
             f"**Training**, {args.particles} simulated particles, 64 px (1.5 Å/px), batch "
-            f"{TRAIN_BATCH}, particles/s per epoch ({args.epochs} epochs a round). "
-            "cryoSPHERE: its own `start_training` loop (its default parameters.yaml: MLP "
-            "encoder 512-256-64-64, latent 8, full clash loss; 6 segments), the epoch's "
-            "particles over its wall time. Ours: `cryomotion train segments` (CNN encoder "
-            "width 0.25, latent 36, 6 segments), the trainer's particles/s.",
+            f"{TRAIN_BATCH}, particles/s per epoch ({args.epochs} epochs a round, rounds "
+            "separated by ;). cryoSPHERE: its own `start_training` loop (its default "
+            "parameters.yaml: MLP encoder 512-256-64-64, latent 8, full clash loss; 6 "
+            "segments), the epoch's particles over its wall time. Ours: `cryomotion train "
+            "segments` (latent 36, 6 segments), the trainer's particles/s, in cryoSPHERE's "
+            "configuration (`--coarse --encoder mlp`: beads of 2 Å, an MLP encoder "
+            "512-256-64-64), with our CNN encoder (width 0.25) and with every atom.",
             "",
-            "| round | cryoSPHERE | ours `--coarse` | ratio | ours all-atom | ratio |",
-            "|---|---|---|---|---|---|",
+            "| | particles/s | ratio to cryoSPHERE |",
+            "|---|---|---|",
         ]
-        for index in range(len(train["peer"])):
-            peer = statistics.median(train["peer"][index])
-            coarse = statistics.median(train["coarse"][index])
-            atoms = statistics.median(train["atoms"][index])
-            lines.append(
-                f"| {index + 1} | {_join(train['peer'][index])} | "
-                f"{_join(train['coarse'][index])} | {coarse / peer:.2f}× | "
-                f"{_join(train['atoms'][index])} | {atoms / peer:.2f}× |"
-            )
+        peer = [statistics.median(r) for r in train["peer"]]
+        lines.append(f"| cryoSPHERE 0.6.1 | {_rounds(train['peer'])} | 1 |")
+        labels = {
+            "coarse_mlp": "ours `--coarse --encoder mlp` (its configuration)",
+            "coarse": "ours `--coarse` (CNN encoder)",
+            "atoms": "ours, every atom (CNN encoder)",
+        }
+        for key, label in labels.items():
+            ratios = [statistics.median(r) / p for r, p in zip(train[key], peer, strict=True)]
+            lines.append(f"| {label} | {_rounds(train[key])} | {_join(ratios, '.2f', '×')} |")
     return "\n".join(lines)
+
+
+def _rounds(rates: list[list[float]]) -> str:
+    return "; ".join(_join(r) for r in rates)
 
 
 def _join(values, spec: str = ",.0f", suffix: str = "") -> str:

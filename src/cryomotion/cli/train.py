@@ -185,6 +185,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(cryoSPHERE's density model; systems whose points are the model's atoms)",
     )
     model.add_argument(
+        "--encoder",
+        choices=("conv", "mlp"),
+        help="encoder trunk: conv (default, seed 000's CNN) or mlp (linear layers on the "
+        "flattened image, as cryoSPHERE's; sizes model.encoder_widths, default 512,256,64,64)",
+    )
+    model.add_argument(
         "--width", type=real(above=0), help="encoder filters multiplier (default 0.25)"
     )
     model.add_argument(
@@ -315,6 +321,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "model.pose_mode": args.pose_mode,
         "model.width": args.width,
         "model.coarse": args.coarse,
+        "model.encoder": args.encoder,
         "model.polish_steps": args.polish_steps,
         "model.norm": args.norm,
         "model.intensity_scale": args.intensity_scale,

@@ -60,6 +60,10 @@ class ModelConfig:
     # d (nma: the number of normal modes, default 16; segments: default 6 x segments);
     # 0 = rigid, shifts only; None: the system's default, fixed when the run starts
     latent_dim: int | None = None
+    # the image encoder's trunk: "conv" (seed 000's VGG-like CNN) or "mlp" (linear layers
+    # on the flattened image, as cryoSPHERE's encoder; layers ``encoder_widths``)
+    encoder: str = "conv"
+    encoder_widths: list[int] = field(default_factory=lambda: [512, 256, 64, 64])
     width: float = 0.25  # filters multiplier of the VGG-like encoder (seed: 1.0)
     norm: str = "batch"  # "batch" (seed; SyncBatchNorm under DDP on CUDA) or "group"
     hidden: list[int] = field(default_factory=lambda: [512, 256])  # MLP head sizes

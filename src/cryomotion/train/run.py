@@ -79,6 +79,14 @@ def check_config(config: RunConfig) -> None:
         (config.model.width > 0, f"--width {config.model.width}: expected > 0"),
         (config.model.norm in NORMS, f"norm {config.model.norm!r}: expected one of {NORMS}"),
         (
+            config.model.encoder in ENCODER_TRUNKS,
+            f"--encoder {config.model.encoder!r}: expected one of {', '.join(ENCODER_TRUNKS)}",
+        ),
+        (
+            bool(config.model.encoder_widths) and min(config.model.encoder_widths) >= 1,
+            f"encoder widths {config.model.encoder_widths}: expected layer sizes >= 1",
+        ),
+        (
             config.model.intensity_scale in INTENSITY_MODES,
             f"intensity scale {config.model.intensity_scale!r}: expected one of "
             + ", ".join(INTENSITY_MODES),
@@ -128,6 +136,8 @@ def amortized_encoder(
         width=config.model.width,
         norm=config.model.norm,
         hidden=tuple(config.model.hidden),
+        trunk=config.model.encoder,
+        mlp_widths=tuple(config.model.encoder_widths),
     )
     return AmortizedEncoder(
         encoder,
@@ -137,6 +147,9 @@ def amortized_encoder(
         mixed_precision=config.training.mixed_precision,
     )
 
+
+# the trunks an amortized encoder may have (``model.encoder``)
+ENCODER_TRUNKS = ("conv", "mlp")
 
 # Å, the std of the Gaussian bead per residue of ``--coarse`` (cryoSPHERE's sigma_gmm)
 BEAD_SIGMA = 2.0
