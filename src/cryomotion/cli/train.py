@@ -187,8 +187,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--encoder",
         choices=("conv", "mlp"),
-        help="encoder trunk: conv (default, seed 000's CNN) or mlp (linear layers on the "
-        "flattened image, as cryoSPHERE's; sizes model.encoder_widths, default 512,256,64,64)",
+        help="nma, segments: encoder trunk conv (default, seed 000's CNN) or mlp (linear "
+        "layers on the flattened image, as cryoSPHERE's; sizes model.encoder_widths, default "
+        "512,256,64,64)",
     )
     model.add_argument(
         "--width", type=real(above=0), help="encoder filters multiplier (default 0.25)"

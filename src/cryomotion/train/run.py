@@ -155,11 +155,13 @@ ENCODER_TRUNKS = ("conv", "mlp")
 BEAD_SIGMA = 2.0
 
 
-def _drawn(config: RunConfig, scatterers) -> str:
+def _drawn(coarse: bool, scatterers) -> str:
     """What the renderer draws, for the log."""
     if scatterers is not None:
         return "the deformation's own"
-    return f"one Gaussian bead of std {BEAD_SIGMA:g} Å per residue, at its Cα (--coarse)"
+    if coarse:
+        return f"one Gaussian bead of std {BEAD_SIGMA:g} Å per residue, at its Cα (--coarse)"
+    return "every atom, its element's form factor"
 
 
 def build_model(
@@ -199,8 +201,8 @@ def build_model(
         # the deformation's points are not the reference's atoms (3DFlex's pseudo-atoms),
         # or are drawn otherwise (AtomVAE's residue beads)
         renderer = AtomRenderer(scatterers, dataset.box, dataset.pixel_size, rotation_center=center)
-    if config.model.coarse or scatterers is not None:
-        log.info("renderer: %d scatterers (%s)", renderer.n_scatterers, _drawn(config, scatterers))
+    drawn = _drawn(config.model.coarse, scatterers)
+    log.info("renderer: %d scatterers (%s)", renderer.n_scatterers, drawn)
     pose_mode = PoseMode.parse(config.model.pose_mode)
     if pose_mode.value not in system.pose_modes:
         raise InputError(
