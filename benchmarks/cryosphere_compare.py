@@ -347,6 +347,11 @@ def our_train(
     return {"rates": [float(row["particles_per_s"]) for row in rows]}
 
 
+def peer_rates(result: dict) -> list[float]:
+    """cryoSPHERE's particles/s per epoch: the epoch's particles over its wall time."""
+    return [result["per_epoch"] / seconds for seconds in result["epochs"]]
+
+
 def rate(seconds: list[float], items: int) -> float:
     return items / statistics.median(seconds)
 
@@ -396,21 +401,37 @@ def main() -> None:
         render = {"peer": [], "coarse": [], "atoms": []}
         train = {"peer": [], "coarse_mlp": [], "coarse": [], "atoms": []}
         for round_index in range(args.rounds):
-            peer = run_peer(args.peer_python, render_job, tmp, args.threads)
-            render["peer"].append(peer["cases"])
-            render["coarse"].append(our_render(reference, data["star"], True, 2, steps))
-            render["atoms"].append(our_render(reference, data["star"], False, 2, steps))
+            # the peer first in odd rounds, ours first in even ones: a load that drifts
+            # during a round favours neither side over the rounds
+            order = (0, 1) if round_index % 2 == 0 else (1, 0)
+            parts = (
+                lambda: render["peer"].append(
+                    run_peer(args.peer_python, render_job, tmp, args.threads)["cases"]
+                ),
+                lambda: [
+                    render[key].append(our_render(reference, data["star"], coarse, 2, steps))
+                    for coarse, key in ((True, "coarse"), (False, "atoms"))
+                ],
+            )
+            for part in order:
+                parts[part]()
             print(f"round {round_index + 1}: render done", flush=True)
             if args.skip_train:
                 continue
-            peer = run_peer(args.peer_python, train_job, tmp, args.threads)
-            per_epoch = peer["per_epoch"]
-            train["peer"].append([per_epoch / s for s in peer["epochs"]])
-            for coarse, encoder, key in TRAIN_CASES:
-                result = our_train(
-                    data["star"], data["reference"], tmp, coarse, encoder, args.epochs
-                )
-                train[key].append(result["rates"])
+            parts = (
+                lambda: train["peer"].append(
+                    peer_rates(run_peer(args.peer_python, train_job, tmp, args.threads))
+                ),
+                lambda: [
+                    train[key].append(
+                        our_train(data["star"], data["reference"], tmp, coarse, encoder,
+                                  args.epochs)["rates"]
+                    )
+                    for coarse, encoder, key in TRAIN_CASES
+                ],
+            )  # fmt: skip
+            for part in order:
+                parts[part]()
             print(f"round {round_index + 1}: training done", flush=True)
     load_after = os.getloadavg()
     markdown = report(args, render, train, peer_residues=reference.n_residues,
@@ -425,7 +446,8 @@ def report(args, render: dict, train: dict, peer_residues: int, load) -> str:
     lines = [
         "## Against cryoSPHERE 0.6.1 (`benchmarks/cryosphere_compare.py`)",
         "",
-        f"Same machine, alternated round by round ({args.rounds} rounds), "
+        f"Same machine, alternated ({args.rounds} rounds; cryoSPHERE first in odd rounds, "
+        "ours first in even ones), "
         f"{args.threads} threads each (`torch.set_num_threads`), torch {torch.__version__}; "
         f"load average {load[0][0]:.2f} before, {load[1][0]:.2f} after. AdK: "
         f"{peer_residues} residues, 1,656 atoms. cryoSPHERE from PyPI in its own "
