@@ -201,3 +201,16 @@ def test_system_flags_belong_to_their_system(simulated, tmp_path, capsys):
     assert "--segments is for the segments system, not nma" in capsys.readouterr().err
     assert train(simulated, tmp_path / "y", "--latent-dim", "3") == 2  # disagrees with --modes 2
     assert "--modes 2 and --latent-dim 3 disagree" in capsys.readouterr().err
+
+
+def test_coarse_run_trains_on_one_bead_per_residue(simulated, tmp_path):
+    run = tmp_path / "run"
+    assert train(simulated, run, "--coarse") == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())["config"]
+    assert config["model"]["coarse"] is True
+    log = (run / "train.log").read_text()
+    # AdK (4AKE chain A): 214 residues, one bead each, instead of its 1,656 atoms
+    assert "renderer: 214 scatterers (one Gaussian bead of std 2 Å per residue" in log
+    assert "epoch 1/1" in log
+    with np.load(run / "latents.npz") as latents:
+        assert np.isfinite(latents["latents"]).all()

@@ -1,5 +1,7 @@
 """The VGG-like encoder: seed architecture, adaptation to the box, heads, normalisation."""
 
+import copy
+
 import pytest
 import torch
 
@@ -107,3 +109,22 @@ def test_resnet_trunk_features_skip_connections_and_any_box():
     torch.testing.assert_close(block(x), torch.relu(x))
     with pytest.raises(ValueError, match="blocks"):
         ImageEncoder(16, {"latents": 1}, trunk="resnet", resnet_blocks=())
+
+
+def test_channels_last_trunk_computes_what_a_contiguous_one_does():
+    torch.manual_seed(0)
+    encoder = ConvEncoder(32, width=0.25).train()
+    conv = encoder.trunk[0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    reference = copy.deepcopy(encoder).to(memory_format=torch.contiguous_format)
+    assert reference.trunk[0].weight.is_contiguous()
+    images = torch.randn(6, 32, 32)
+    features, expected = encoder(images), reference(images)
+    torch.testing.assert_close(features, expected, rtol=1e-4, atol=1e-5)
+    weights = torch.randn_like(features)
+    (features * weights).sum().backward()
+    (expected * weights).sum().backward()
+    gradient = reference.trunk[0].weight.grad  # float32 sums in another order
+    torch.testing.assert_close(
+        conv.weight.grad, gradient, rtol=1e-3, atol=1e-5 * gradient.abs().max()
+    )

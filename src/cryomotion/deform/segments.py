@@ -108,21 +108,43 @@ def _rodrigues_coefficients(
     return f1, f2
 
 
-def _compose(rotation: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Compose affine maps x -> A_m x + b_m applied in order m = 0..M−1 (axis −3 / −2).
+def _cross(a: tuple, b: tuple) -> tuple:
+    """a × b of vectors given as their (x, y, z) component tensors."""
+    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
 
-    rotation : (B, R, M, 3, 3); offset : (B, R, M, 3). Returns (B, R, 3, 3), (B, R, 3).
-    A pairwise tree: log2(M) batched products instead of M sequential ones.
-    """
-    while rotation.shape[-3] > 1:
-        if rotation.shape[-3] % 2:
-            eye = torch.eye(3, dtype=rotation.dtype, device=rotation.device)
-            rotation = torch.cat([rotation, eye.expand_as(rotation[..., :1, :, :])], -3)
-            offset = torch.cat([offset, torch.zeros_like(offset[..., :1, :])], -2)
-        first, second = rotation[..., 0::2, :, :], rotation[..., 1::2, :, :]
-        offset = (second @ offset[..., 0::2, :, None])[..., 0] + offset[..., 1::2, :]
-        rotation = second @ first
-    return rotation[..., 0, :, :], offset[..., 0, :]
+
+def _compose_quaternions(
+    w: torch.Tensor, u: tuple, offsets: tuple
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compose the rigid maps x -> R_m x + t_m, m = 0..M−1 in order, given by unit quaternions
+    (w, u) (scalar part w (M, ...), vector components u = (x, y, z) each (M, ...)) and
+    offsets t (components, each (M, ...)). Returns the rotation matrices (..., 3, 3) and
+    offsets (..., 3) of the composed map.
+
+    Component tensors rather than (..., 3, 3) matrices: for the B·R·M tiny rotations of a
+    batch each step is a few elementwise products, several times faster on a CPU (forward
+    and backward) than 3×3 matrix products."""
+    qw, q, b = w[0], tuple(c[0] for c in u), tuple(c[0] for c in offsets)
+    for m in range(1, w.shape[0]):
+        pw, p = w[m], tuple(c[m] for c in u)
+        # b -> R_m b + t_m, with R_m b = b + 2 w (p × b) + 2 p × (p × b)
+        pb = _cross(p, b)
+        ppb = _cross(p, pb)
+        b = tuple(b[i] + 2.0 * (pw * pb[i] + ppb[i]) + offsets[i][m] for i in range(3))
+        # q -> p ⊗ q
+        pq = _cross(p, q)
+        qw, q = (
+            pw * qw - p[0] * q[0] - p[1] * q[1] - p[2] * q[2],
+            tuple(pw * q[i] + qw * p[i] + pq[i] for i in range(3)),
+        )
+    x, y, z = q
+    rows = (
+        (1 - 2 * (y * y + z * z), 2 * (x * y - qw * z), 2 * (x * z + qw * y)),
+        (2 * (x * y + qw * z), 1 - 2 * (x * x + z * z), 2 * (y * z - qw * x)),
+        (2 * (x * z - qw * y), 2 * (y * z + qw * x), 1 - 2 * (x * x + y * y)),
+    )
+    rotation = torch.stack([torch.stack(row, -1) for row in rows], -2)
+    return rotation, torch.stack(b, -1)
 
 
 class SegmentDeformation(Deformation):
@@ -390,14 +412,18 @@ class SegmentDeformation(Deformation):
         centers = self._segment_centers(membership)  # (M, 3)
         k_c = (skew @ centers[..., None])[..., 0]  # (B, M, 3)
         k2_c = (skew2 @ centers[..., None])[..., 0]
-        f1, f2 = _rodrigues_coefficients(membership[None], angle[:, None], small[:, None])
-        eye = torch.eye(3, dtype=omega.dtype, device=omega.device)
-        rotation = (
-            eye + f1[..., None, None] * skew[:, None] + f2[..., None, None] * skew2[:, None]
-        )  # (B, R, M, 3, 3)
+        # segment-major (M, B, R) from here: contiguous per-segment slices
+        fraction, angle, small = membership.T[:, None], angle.T[..., None], small.T[..., None]
+        f1, f2 = _rodrigues_coefficients(fraction, angle, small)  # (M, B, R)
         # About the segment's centre c: R (x − c) + c = R x + (c − R c) = R x − (f1 K c + f2 K² c)
-        offset = -(f1[..., None] * k_c[:, None] + f2[..., None] * k2_c[:, None])
-        rotation, offset = _compose(rotation, offset)
+        k_c, k2_c = k_c.permute(2, 1, 0)[..., None], k2_c.permute(2, 1, 0)[..., None]
+        offsets = tuple(-(f1 * k_c[i] + f2 * k2_c[i]) for i in range(3))
+        # R_m as a unit quaternion: (cos(Gδ/2), sin(Gδ/2)/δ · ω), equal to I + f1 K + f2 K²
+        safe = torch.where(small, torch.ones_like(angle), angle)
+        w = torch.cos(0.5 * fraction * angle)
+        scale = torch.where(small, 0.5 * fraction, torch.sin(0.5 * fraction * safe) / safe)
+        vector = tuple(scale * omega_i.T[..., None] for omega_i in omega.unbind(-1))
+        rotation, offset = _compose_quaternions(w, vector, offsets)
         offset = offset + torch.einsum("rm,bmc->brc", membership, translations)
         return rotation, offset
 

@@ -48,8 +48,10 @@ class AtomVAESettings:
     representation: int = 512
     translation_scale: float = 1.0  # Å per unit of the decoder's translation output
     rotation_scale: float = 1.0  # scale of the decoder's Gram–Schmidt vectors
-    coarse: bool = False  # render one Gaussian bead per residue (at its Cα), not every atom
-    bead_sigma: float = 2.0  # Å, the beads' standard deviation
+    # render one Gaussian bead per residue (at its Cα), not every atom: the spelling of runs
+    # before the shared ``model.coarse`` (``--coarse``, beads of 2 Å), still read
+    coarse: bool = False
+    bead_sigma: float = 2.0  # Å, the beads' standard deviation with ``coarse``
     # the encoder (seed: MLP 2048, 1024, 512, 512; pose MLP 32, 32, 32)
     trunk: list[int] = field(default_factory=lambda: [2048, 1024, 512, 512])
     pose_hidden: list[int] = field(default_factory=lambda: [32, 32, 32])
@@ -213,11 +215,6 @@ SYSTEM = System(
             "deformation.pose_samples",
             "pose samples per conformation sample (default 2; the seed's 4)",
             1,
-        ),
-        SystemFlag(
-            "--coarse",
-            "deformation.coarse",
-            "render one Gaussian bead per residue instead of every atom",
         ),
     ),
     build_inference=build_inference,

@@ -61,6 +61,10 @@ class ModelConfig:
     # d (nma: the number of normal modes, default 16; segments: default 6 x segments);
     # 0 = rigid, shifts only; None: the system's default, fixed when the run starts
     latent_dim: int | None = None
+    # the image encoder's trunk: "conv" (seed 000's VGG-like CNN) or "mlp" (linear layers
+    # on the flattened image, as cryoSPHERE's encoder; layers ``encoder_widths``)
+    encoder: str = "conv"
+    encoder_widths: list[int] = field(default_factory=lambda: [512, 256, 64, 64])
     width: float = 0.25  # filters multiplier of the VGG-like encoder (seed: 1.0)
     norm: str = "batch"  # "batch" (seed; SyncBatchNorm under DDP on CUDA) or "group"
     hidden: list[int] = field(default_factory=lambda: [512, 256])  # MLP head sizes
@@ -68,6 +72,10 @@ class ModelConfig:
     # fitted at the start and learned), "per_image" (and a least-squares scale per image),
     # "none" (the data are taken to be in the renderer's units, as before 0.2)
     intensity_scale: str = "fitted"
+    # render one Gaussian bead of std 2 Å per residue, at its Cα, with the residue's summed
+    # f_e(0) as amplitude (cryoSPHERE's density model), instead of every atom's form factor;
+    # any system whose points are the reference's atoms (nma, segments, atomvae, deephemnma)
+    coarse: bool = False
     # "given": the file's poses (+ the encoder's shift correction); "refine": and a
     # per-particle correction (rotation vector, shift) optimised by inner steps
     pose_mode: str = "given"

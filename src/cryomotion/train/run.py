@@ -79,6 +79,14 @@ def check_config(config: RunConfig) -> None:
         (config.model.width > 0, f"--width {config.model.width}: expected > 0"),
         (config.model.norm in NORMS, f"norm {config.model.norm!r}: expected one of {NORMS}"),
         (
+            config.model.encoder in ENCODER_TRUNKS,
+            f"--encoder {config.model.encoder!r}: expected one of {', '.join(ENCODER_TRUNKS)}",
+        ),
+        (
+            bool(config.model.encoder_widths) and min(config.model.encoder_widths) >= 1,
+            f"encoder widths {config.model.encoder_widths}: expected layer sizes >= 1",
+        ),
+        (
             config.model.intensity_scale in INTENSITY_MODES,
             f"intensity scale {config.model.intensity_scale!r}: expected one of "
             + ", ".join(INTENSITY_MODES),
@@ -135,6 +143,8 @@ def amortized_encoder(
         width=config.model.width,
         norm=config.model.norm,
         hidden=tuple(config.model.hidden),
+        trunk=config.model.encoder,
+        mlp_widths=tuple(config.model.encoder_widths),
     )
     return AmortizedEncoder(
         encoder,
@@ -144,6 +154,22 @@ def amortized_encoder(
         mixed_precision=config.training.mixed_precision,
         rotation_scale=rotation_scale,
     )
+
+
+# the trunks an amortized encoder may have (``model.encoder``)
+ENCODER_TRUNKS = ("conv", "mlp")
+
+# Å, the std of the Gaussian bead per residue of ``--coarse`` (cryoSPHERE's sigma_gmm)
+BEAD_SIGMA = 2.0
+
+
+def _drawn(coarse: bool, scatterers) -> str:
+    """What the renderer draws, for the log."""
+    if scatterers is not None:
+        return "the deformation's own"
+    if coarse:
+        return f"one Gaussian bead of std {BEAD_SIGMA:g} Å per residue, at its Cα (--coarse)"
+    return "every atom, its element's form factor"
 
 
 def build_model(
@@ -162,17 +188,29 @@ def build_model(
     center = resolve_rotation_center(
         config.data.rotation_center, reference, table_box, table_pixel_size
     )
-    renderer = AtomRenderer.from_model(
-        reference, dataset.box, dataset.pixel_size, rotation_center=center
-    )
     torch.manual_seed(config.training.seed)  # the deformation may have parameters too
     deformation = system.build_deformation(
         reference, config.model.latent_dim, config.deformation, paths.root
+    )
+    if config.model.coarse and not deformation.points_are_atoms:
+        raise InputError(
+            f"--coarse draws the reference's residues, but the {system.name} system's points "
+            "are not its atoms"
+        )
+    renderer = AtomRenderer.from_model(
+        reference,
+        dataset.box,
+        dataset.pixel_size,
+        rotation_center=center,
+        coarse=config.model.coarse,
+        bead_sigma=BEAD_SIGMA,
     )
     if (scatterers := deformation.scatterers()) is not None:
         # the deformation's points are not the reference's atoms (3DFlex's pseudo-atoms),
         # or are drawn otherwise (AtomVAE's residue beads)
         renderer = AtomRenderer(scatterers, dataset.box, dataset.pixel_size, rotation_center=center)
+    drawn = _drawn(config.model.coarse, scatterers)
+    log.info("renderer: %d scatterers (%s)", renderer.n_scatterers, drawn)
     pose_mode = PoseMode.parse(config.model.pose_mode)
     if pose_mode.value not in system.pose_modes:
         raise InputError(
