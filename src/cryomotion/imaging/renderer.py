@@ -156,6 +156,9 @@ class AtomRenderer(torch.nn.Module):
         gridding = None
         if self.projection == "gridding":
             gridding = gridding_weights(quadrant, self.box)
+        self.register_buffer(
+            "scatterer_types", torch.as_tensor(np.sort(types, kind="stable")), persistent=False
+        )
         self.register_buffer("gram_weights", direct, persistent=False)
         self.register_buffer("gridding_weights", gridding, persistent=False)
         if rotation_center is None:
@@ -315,7 +318,12 @@ class AtomRenderer(torch.nn.Module):
             spectra = project_fourier(flat, self.gram_weights, self.type_offsets, self.box, scale)
         else:
             spectra = project_gridding(
-                flat, self.gridding_weights, self.type_offsets, self.box, scale
+                flat,
+                self.gridding_weights,
+                self.type_offsets,
+                self.box,
+                scale,
+                type_index=self.scatterer_types,
             )
         spectra = spectra.reshape(batch + spectra.shape[-2:])
         if ctf is not None:
