@@ -48,13 +48,22 @@ _GPU_BLOCK_BYTES = 2**30
 
 @dataclass(frozen=True)
 class SpreadingKernel:
-    """Exponential-of-semicircle kernel of ``width`` grid points, shape ``beta``."""
+    """Exponential-of-semicircle spreading kernel φ(x) = exp(β(√(1 - (2x/w)²) - 1)), x in grid
+    points, nonzero on ``width`` = w points per axis, on a grid of ``oversampling`` points per
+    pixel. w = 5 gives image errors ~1e-4 and coordinate-gradient errors ~5e-4 (relative L2)."""
 
     width: int = 5
     oversampling: int = OVERSAMPLING
 
+    def __post_init__(self):
+        if self.width < 2 or self.oversampling < 2:
+            raise ValueError(
+                f"kernel width {self.width}, oversampling {self.oversampling}: expected ≥ 2 each"
+            )
+
     @property
     def beta(self) -> float:
+        """Shape β = 2.30·w: FINUFFT's choice for oversampling 2."""
         return 2.30 * self.width
 
     def fourier(self, frequency: np.ndarray) -> np.ndarray:
