@@ -268,8 +268,13 @@ def project_gridding(
             torch.arange(n_types, device=positions.device), counts, output_size=positions.shape[1]
         )
     weights = weights.to(positions.dtype)
-    budget = _CPU_BLOCK_BYTES if positions.device.type == "cpu" else _GPU_BLOCK_BYTES
     per_image = n_types * (grid + kernel.width) ** 2 * positions.element_size()
+    if positions.device.type == "cpu":
+        budget = _CPU_BLOCK_BYTES
+    else:
+        # Also bound the patches (values, flat indices, gathered gradients) of a block.
+        budget = _GPU_BLOCK_BYTES
+        per_image += positions.shape[1] * kernel.width**2 * (2 * positions.element_size() + 8)
     block = max(1, budget // per_image)
     spectra = []
     for start in range(0, positions.shape[0], block):
