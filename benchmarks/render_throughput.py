@@ -1,7 +1,10 @@
 """Throughput and accuracy of the atom renderer (``cryomotion.imaging.renderer``).
 
 For (scatterers, box) = (214, 64) [coarse: one bead per AdK residue], (1656, 64) and
-(1656, 128) [AdK heavy atoms, 5-Gaussian form factors] and (20000, 256) [AdK tiled], batch 64:
+(1656, 128) [AdK heavy atoms, 5-Gaussian form factors], (20000, 256) and (100000, 320)
+[AdK tiled, about a 14,000-residue complex], batch 64 (8 for the largest), with each of the
+two projection methods (``projection="direct"``: the exact Fourier sum; ``"gridding"``: the
+non-uniform FFT) and the one ``projection="auto"`` picks:
 
 * images/s for the forward pass and for forward + backward (gradient w.r.t. coordinates);
 * the table-product FLOPs per image and the rate they run at, next to the machine's float32
@@ -10,7 +13,7 @@ For (scatterers, box) = (214, 64) [coarse: one bead per AdK residue], (1656, 64)
   the analytic Fourier transform of the form factors summed over atoms at every DFT frequency
   (|k| ≤ D/2, ±D/2 terms weighted 1/2), summed back with explicit exponentials; the gradient of
   Σ W·image for a random W from the same closed form. Relative L2 errors of the image and of
-  the coordinate gradient.
+  the coordinate gradient (not for the 100,000-atom case: the reference would need GBs).
 
 Results go to the ``render_throughput`` section of docs/performance.md.
 
@@ -30,6 +33,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import itertools
 import math
 import platform
 import statistics
@@ -46,12 +50,15 @@ from cryomotion.structure.io import read_model
 from cryomotion.structure.model import AtomicModel
 from report import write_section
 
-CASES = (  # (label, scatterers, box, pixel size Å, coarse)
-    ("AdK coarse, 1 bead/residue", 214, 64, 1.5, True),
-    ("AdK heavy atoms", 1656, 64, 1.5, False),
-    ("AdK heavy atoms", 1656, 128, 1.0, False),
-    ("AdK ×12 tiled", 20000, 256, 1.0, False),
+CASES = (  # (label, scatterers, box, pixel size Å, coarse, largest batch)
+    ("AdK coarse, 1 bead/residue", 214, 64, 1.5, True, None),
+    ("AdK heavy atoms", 1656, 64, 1.5, False, None),
+    ("AdK heavy atoms", 1656, 128, 1.0, False, None),
+    ("AdK ×12 tiled", 20000, 256, 1.0, False, None),
+    ("AdK ×61 tiled", 100000, 320, 1.5, False, 8),
 )
+PROJECTIONS = ("direct", "gridding")
+REFERENCE_LIMIT = 30000  # scatterers: beyond, no float64 reference (memory)
 
 
 def cpu_model() -> str:
@@ -193,9 +200,12 @@ def reference(coords, a, b, weights, rotation, center, box, pixel_size, image_we
     return image, grad_xy @ rotation[:2]
 
 
-def run_case(label, n_atoms, box, pixel_size, coarse, adk, device, batch, min_seconds):
+def run_case(label, n_atoms, box, pixel_size, coarse, adk, device, batch, min_seconds, projection):
     model = case_model(adk, n_atoms, box, pixel_size)
-    renderer = AtomRenderer.from_model(model, box, pixel_size, coarse=coarse).to(device)
+    auto = AtomRenderer.from_model(model, box, pixel_size, coarse=coarse).projection
+    renderer = AtomRenderer.from_model(
+        model, box, pixel_size, coarse=coarse, projection=projection
+    ).to(device)
     coords = torch.tensor(model.coords, dtype=torch.float32, device=device)
     rotation = torch.tensor(
         Rotation.random(batch, random_state=0).as_matrix(), dtype=torch.float32, device=device
@@ -234,7 +244,7 @@ def run_case(label, n_atoms, box, pixel_size, coarse, adk, device, batch, min_se
     center = renderer.rotation_center.double().cpu().numpy()
     image_errors, grad_errors = [], []
     s_coords, s_a, s_b, s_weights = scatterers(model, coarse)
-    for i in range(2):
+    for i in range(2 if n_atoms <= REFERENCE_LIMIT else 0):
         x = coords.detach().clone().requires_grad_()
         image = renderer(x, rotation[i : i + 1], shifts[i : i + 1])
         (image[0] * weights[i]).sum().backward()
@@ -259,6 +269,9 @@ def run_case(label, n_atoms, box, pixel_size, coarse, adk, device, batch, min_se
     flops_backward = 2 * n * (2 * half) * (4 * half) + 2 * n * 2 * (2 * half)
     return {
         "label": label,
+        "projection": projection,
+        "auto": auto,
+        "batch": batch,
         "scatterers": n,
         "box": box,
         "pixel_size": pixel_size,
@@ -269,8 +282,8 @@ def run_case(label, n_atoms, box, pixel_size, coarse, adk, device, batch, min_se
         **cpu_rates,
         "flops_fwd": flops_forward,
         "flops_fwd_bwd": flops_forward + flops_backward,
-        "image_error": max(image_errors),
-        "grad_error": max(grad_errors),
+        "image_error": max(image_errors, default=float("nan")),
+        "grad_error": max(grad_errors, default=float("nan")),
     }
 
 
@@ -289,11 +302,17 @@ def markdown(results, device, threads, rate, batch, load) -> str:
         f"Run {time.strftime('%Y-%m-%d %H:%M')}"
         + (f", load average {load[0]:.1f} / {load[1]:.1f} (1 / 5 min)." if on_cpu else "."),
         "",
-        "Method: projection evaluated in Fourier space, per scatterer type one real product of "
-        "cos/sin tables, (2K × n)·(n × 2K) with K = D/2+1, gives the whole half-plane spectrum; "
-        "backward = two more products of that size plus row-wise dots; the tables are built "
-        "and rebuilt in cache-sized blocks. MFLOP/img counts these products (forward 8K²n, "
-        "forward+backward 24K²n); GFLOP/s is their rate in the median wall-clock fwd+bwd.",
+        "Methods. *direct*: projection evaluated in Fourier space, per scatterer type one real "
+        "product of cos/sin tables, (2K × n)·(n × 2K) with K = D/2+1, gives the whole "
+        "half-plane spectrum; backward = two more products of that size plus row-wise dots; "
+        "the tables are built and rebuilt in cache-sized blocks. MFLOP/img counts these "
+        "products (forward 8K²n, forward+backward 24K²n); GFLOP/s is their rate in the median "
+        "wall-clock fwd+bwd. *gridding*: non-uniform FFT (`cryomotion.imaging.gridding`): each "
+        "scatterer spread with a 5 × 5-point exponential-of-semicircle kernel onto a 2× "
+        "oversampled grid per scatterer type, FFT, crop to |k| ≤ D/2, form factor and kernel "
+        "deconvolution in one weight; cost ~ 25n + T (2D)² log D. *auto*: the method "
+        '`AtomRenderer(projection="auto")` (the default) picks for the case from its cost '
+        "model (`benchmarks/projection_crossover.py`); float64 inputs always take *direct*.",
         "",
         "Images/s = batch / time per batch. Backward = gradient w.r.t. the coordinates of "
         "Σ W·image. Errors: relative L2 against the exact band-limited float64 NumPy "
@@ -309,8 +328,11 @@ def markdown(results, device, threads, rate, batch, load) -> str:
             "by its CPU time. OpenMP threads wait passively "
             f"(OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}).",
         ]
-    header = "| case | scatterers | box (px) | Å/px | fwd img/s wall | fwd+bwd img/s wall |"
-    rule = "|---|---:|---:|---:|---:|---:|"
+    header = (
+        "| case | scatterers | box (px) | Å/px | method | batch | fwd img/s wall |"
+        " fwd+bwd img/s wall |"
+    )
+    rule = "|---|---:|---:|---:|---|---:|---:|---:|"
     if on_cpu:
         header += (
             f" fwd, {threads} own cores | fwd+bwd, {threads} own cores | fwd, 1 core |"
@@ -321,9 +343,10 @@ def markdown(results, device, threads, rate, batch, load) -> str:
     rule += "---:|---:|---:|---:|"
     lines += ["", header, rule]
     for r in results:
+        method = r["projection"] + (" (auto)" if r["projection"] == r["auto"] else "")
         row = (
-            f"| {r['label']} | {r['scatterers']} | {r['box']} | {r['pixel_size']} | "
-            f"{r['fwd']:,.0f} ({r['fwd_best']:,.0f}) | "
+            f"| {r['label']} | {r['scatterers']} | {r['box']} | {r['pixel_size']} | {method} | "
+            f"{r['batch']} | {r['fwd']:,.0f} ({r['fwd_best']:,.0f}) | "
             f"{r['fwd_bwd']:,.0f} ({r['fwd_bwd_best']:,.0f}) |"
         )
         if on_cpu:
@@ -331,20 +354,41 @@ def markdown(results, device, threads, rate, batch, load) -> str:
                 f" {r['fwd_own']:,.0f} | {r['fwd_bwd_own']:,.0f} | {r['fwd_cpu']:,.0f} |"
                 f" {r['fwd_bwd_cpu']:,.0f} |"
             )
-        row += (
-            f" {r['flops_fwd_bwd'] / 1e6:.1f} | {r['flops_fwd_bwd'] * r['fwd_bwd'] / 1e9:.0f} | "
-            f"{r['image_error']:.1e} | {r['grad_error']:.1e} |"
-        )
+        if r["projection"] == "direct":
+            row += (
+                f" {r['flops_fwd_bwd'] / 1e6:.1f} | {r['flops_fwd_bwd'] * r['fwd_bwd'] / 1e9:.0f} |"
+            )
+        else:
+            row += " – | – |"
+        if math.isnan(r["image_error"]):
+            row += " – | – |"
+        else:
+            row += f" {r['image_error']:.1e} | {r['grad_error']:.1e} |"
         lines.append(row)
     if not on_cpu:
         return "\n".join(lines)
-    by_key = {(r["scatterers"], r["box"]): r for r in results}
+    by_key = {(r["scatterers"], r["box"]): r for r in results if r["projection"] == r["auto"]}
+    pairs = {}
+    for r in results:
+        pairs.setdefault((r["label"], r["scatterers"], r["box"]), {})[r["projection"]] = r
+    speedups = [
+        f"- {label}, {n:,} scatterers, {box} px: gridding / direct fwd+bwd "
+        f"{p['gridding']['fwd_bwd_own'] / p['direct']['fwd_bwd_own']:.2f}× with {threads} own "
+        f"cores, {p['gridding']['fwd_bwd_cpu'] / p['direct']['fwd_bwd_cpu']:.2f}× on 1 core "
+        f"(forward {p['gridding']['fwd_own'] / p['direct']['fwd_own']:.2f}×); auto picks "
+        f"{p['direct']['auto']}."
+        for (label, n, box), p in pairs.items()
+        if len(p) == 2
+    ]
+    if speedups:
+        lines += ["", "Gridding against the direct sum (ratios of images/s):", "", *speedups]
     checks = []
     atoms = by_key.get((1656, 64))
     if atoms is not None:
         accurate = atoms["image_error"] < 1e-3 and atoms["grad_error"] < 1e-2
         checks.append(
-            "- AdK heavy atoms, 64 px, target ≥ 1,000 img/s fwd+bwd: "
+            f"- AdK heavy atoms, 64 px ({atoms['projection']}, auto's choice), target ≥ 1,000 "
+            "img/s fwd+bwd: "
             f"{atoms['fwd_bwd_own']:,.0f} with {threads} own cores, "
             f"{atoms['fwd_bwd']:,.0f} wall ({atoms['fwd_bwd_best']:,.0f} best batch), "
             f"{atoms['fwd_bwd_cpu']:,.0f} on 1 core. Accuracy target (image < 0.1 %, "
@@ -354,11 +398,18 @@ def markdown(results, device, threads, rate, batch, load) -> str:
     coarse = by_key.get((214, 64))
     if coarse is not None:
         checks.append(
-            "- Coarse mode (214 beads), 64 px, target ≥ 5,400 img/s (3× cryoSPHERE's ~1,800): "
+            f"- Coarse mode (214 beads), 64 px ({coarse['projection']}, auto's choice), target "
+            "≥ 5,400 img/s (3× cryoSPHERE's ~1,800): "
             f"fwd+bwd {coarse['fwd_bwd_own']:,.0f} with {threads} own cores, "
             f"{coarse['fwd_bwd']:,.0f} wall, {coarse['fwd_bwd_cpu']:,.0f} on 1 core; forward "
             f"alone {coarse['fwd_own']:,.0f}, {coarse['fwd']:,.0f} wall, "
             f"{coarse['fwd_cpu']:,.0f} on 1 core."
+        )
+    if atoms is not None and coarse is not None:
+        checks.append(
+            "- All atoms at the coarse model's speed (64 px, auto's choices): all-atom / coarse "
+            f"fwd+bwd {atoms['fwd_bwd_own'] / coarse['fwd_bwd_own']:.2f} with {threads} own "
+            f"cores, {atoms['fwd_bwd_cpu'] / coarse['fwd_bwd_cpu']:.2f} on 1 core."
         )
     lines += ["", "Targets:", "", *checks]
     return "\n".join(lines)
@@ -372,6 +423,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum timing per case")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument(
+        "--projections", nargs="+", default=PROJECTIONS, choices=PROJECTIONS,
+        help="projection methods to time (default both)",
+    )  # fmt: skip
+    parser.add_argument(
         "--cases", type=int, nargs="*", help=f"indices into the {len(CASES)} cases (default all)"
     )
     args = parser.parse_args()
@@ -383,13 +438,16 @@ def main() -> None:
     rate = matmul_rate(device)
     results = []
     selected = [CASES[i] for i in args.cases] if args.cases else CASES
-    for label, n_atoms, box, pixel_size, coarse in selected:
+    for (label, n_atoms, box, pixel_size, coarse, largest), projection in itertools.product(
+        selected, args.projections
+    ):
+        batch = min(args.batch, largest or args.batch)
         result = run_case(
-            label, n_atoms, box, pixel_size, coarse, adk, device, args.batch, args.seconds
+            label, n_atoms, box, pixel_size, coarse, adk, device, batch, args.seconds, projection
         )
         results.append(result)
         print(
-            f"{label:28s} n={result['scatterers']:6d} D={box:4d}: "
+            f"{label:28s} n={result['scatterers']:6d} D={box:4d} {projection:8s}: "
             f"fwd {result['fwd']:9,.0f} img/s, fwd+bwd {result['fwd_bwd']:9,.0f} img/s "
             f"(own cores {result.get('fwd_own', 0):,.0f}, {result.get('fwd_bwd_own', 0):,.0f}; "
             f"1 core {result.get('fwd_cpu', 0):,.0f}, {result.get('fwd_bwd_cpu', 0):,.0f}), "
