@@ -8,7 +8,9 @@ SNR 0.1, uniform poses) and a fresh ``cryomotion train SYSTEM`` process of one e
 - particles N (AdK, 64 px at 1.5 Å/px): epoch time and memory against N;
 - atoms n (1, 2, 4, 8, 16 copies of AdK heavy atoms in a compact block, 128 px at 1.8 Å/px,
   one chain per copy): time per particle, set-up time (model, normal modes) and memory;
-- box D (AdK, a fixed 96-Å field of view, D = 32 … 192 px): time per particle and memory.
+- box D (AdK, a fixed 96-Å field of view, D = 32 … 192 px): time per particle and memory;
+- a big complex (64 copies, ~10^5 atoms, 128 px): all atoms against ``--coarse`` (one bead
+  per residue), with the projection method the renderer chose, read from the run's log.
 
 The exponent of each quantity is the slope of a least-squares line through
 (log x, log y) over the axis's points; the *last-step* exponent uses the two largest
@@ -94,21 +96,29 @@ def run_process(command: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024.0
 
 
-def measure_point(root: Path, axis: str, value: int, spec: dict, args) -> dict:
-    """Simulate and train one point; return its measurements."""
+def measure_point(
+    root: Path, axis: str, value, spec: dict, args, extra: tuple[str, ...] = ()
+) -> dict:
+    """Simulate (once per dataset folder) and train one point; return its measurements."""
+    data = root / f"{axis}_{spec['copies']}_{spec['box']}_{spec['particles']}"
     folder = root / f"{axis}_{value}"
-    spec = {**spec, "folder": str(folder / "data")}
-    run_process([sys.executable, __file__, "--simulate-worker", json.dumps(spec)])
-    data = folder / "data"
+    if not (data / "simulation.yaml").exists():
+        spec = {**spec, "folder": str(data)}
+        run_process([sys.executable, __file__, "--simulate-worker", json.dumps(spec)])
     reference = data / ("reference.pdb" if (data / "reference.pdb").exists() else "reference.cif")
     run_dir = folder / "run"
     command = [
         sys.executable, "-m", "cryomotion.cli.main", "train", args.system,
         str(data / "particles.star"), str(reference), "-o", str(run_dir),
         "--epochs", "1", "--seed", "0", "--test-fraction", "0.1", "--no-progress",
-        *args.train_args,
+        *args.train_args, *extra,
     ]  # fmt: skip
     wall, rss = run_process(command)
+    drawn = [
+        line.split(" INFO ", 1)[-1]
+        for line in (run_dir / "train.log").read_text().splitlines()
+        if "renderer: " in line or "projection " in line
+    ]
     with (run_dir / "metrics.csv").open() as handle:
         row = list(csv.DictReader(handle))[-1]
     rate = float(row["particles_per_s"])
@@ -127,6 +137,7 @@ def measure_point(root: Path, axis: str, value: int, spec: dict, args) -> dict:
         "setup_seconds": max(wall - epoch, 0.0),
         "wall": wall,
         "peak_mib": rss,
+        "renderer": drawn,
     }
 
 
@@ -160,6 +171,26 @@ def axis_specs(args) -> dict[str, list[tuple[int, dict]]]:
             for d in args.boxes
         ],
     }
+
+
+def complex_table(points: list[dict]) -> list[str]:
+    """The big-complex rows: all atoms against one bead per residue."""
+    p0 = points[0]
+    lines = [
+        f"**A big complex**: {p0['atoms'] // 1656} copies of AdK in a compact block "
+        f"({p0['atoms']:,} heavy atoms, {p0['atoms'] // 1656 * 214:,} residues), {p0['box']} px "
+        f"at 1.8 Å/px, {p0['particles']} particles, one epoch:",
+        "",
+        "| rendered | train ms/particle | epoch ms/particle (incl. test) | set-up s | peak MiB | "
+        "renderer (from the run's log) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for p in points:
+        lines.append(
+            f"| {p['value']} | {p['ms_per_particle']:.1f} | {p['epoch_ms_per_particle']:.1f} | "
+            f"{p['setup_seconds']:.1f} | {p['peak_mib']:,.0f} | {'; '.join(p['renderer'])} |"
+        )
+    return lines
 
 
 AXIS_TEXT = {
@@ -202,11 +233,19 @@ def table(axis: str, points: list[dict]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--system", default="nma")
-    parser.add_argument("--axes", nargs="+", default=["particles", "atoms", "box"])
+    parser.add_argument(
+        "--axes", nargs="+", default=["particles", "atoms", "box", "complex"],
+        choices=["particles", "atoms", "box", "complex"],
+    )  # fmt: skip
     parser.add_argument("--particles", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     parser.add_argument("--copies", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--boxes", type=int, nargs="+", default=[32, 64, 128, 192])
     parser.add_argument("--particles-per-point", type=int, default=BASE_PARTICLES)
+    parser.add_argument(
+        "--complex-copies", type=int, default=64,
+        help="copies of AdK in the big-complex axis (64: ~10^5 atoms)",
+    )  # fmt: skip
+    parser.add_argument("--complex-particles", type=int, default=200)
     parser.add_argument(
         "--train-args", nargs=argparse.REMAINDER, default=[],
         help="further `cryomotion train` flags (last on the line)",
@@ -225,8 +264,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for axis in args.axes:
             results[axis] = []
-            for value, spec in specs[axis]:
-                point = measure_point(Path(tmp), axis, value, spec, args)
+            if axis == "complex":
+                spec = {
+                    "copies": args.complex_copies, "box": 128, "pixel_size": 1.8,
+                    "particles": args.complex_particles,
+                }  # fmt: skip
+                points = [("all atoms", spec, ()), ("one bead per residue", spec, ("--coarse",))]
+            else:
+                points = [(value, spec, ()) for value, spec in specs[axis]]
+            for value, spec, extra in points:
+                point = measure_point(Path(tmp), axis, value, spec, args, extra)
                 print(json.dumps(point), flush=True)
                 results[axis].append(point)
     if args.save_json:
@@ -247,7 +294,8 @@ def main() -> None:
         "",
     ]
     for axis in args.axes:
-        lines += table(axis, results[axis]) + [""]
+        rows = complex_table(results[axis]) if axis == "complex" else table(axis, results[axis])
+        lines += rows + [""]
     markdown = "\n".join(lines)
     print(markdown)
     if not args.no_write:
