@@ -1,16 +1,17 @@
 """The lowest eigenpairs of an elastic network Hessian, rigid-body modes detected and set apart.
 
 Large networks use ARPACK's shift-invert Lanczos (``scipy.sparse.linalg.eigsh``) around a
-small negative shift σ, with (H - σI)⁻¹ applied through a sparse LU factorisation in a
-fill-reducing minimum-degree ordering: H - σI is positive definite, so the factorisation
-is stable, and the near-zero rigid-body eigenvalues come out as the largest of (H - σI)⁻¹.
-Small networks use a dense symmetric eigensolver.
+small negative shift σ, with (H - σI)⁻¹ applied through a sparse factorisation in a
+fill-reducing ordering: H - σI is positive definite, so the factorisation is stable, and
+the near-zero rigid-body eigenvalues come out as the largest of (H - σI)⁻¹. Small networks
+use a dense symmetric eigensolver.
 
-Two factorisers of H - σI: SciPy's SuperLU (always there), and CHOLMOD's supernodal
-Cholesky from the optional ``cvxopt`` wheel (``pip install "cryomotion[nma-fast]"``), which
-factors the 13,910-node grid network of benchmarks/nma_scaling.py 2–3× faster. ``"auto"``
-takes CHOLMOD when cvxopt imports and the network has at least ``CHOLMOD_MIN_DOF`` degrees
-of freedom; the keyword ``factoriser`` or the environment variable ``CRYOMOTION_FACTORISER``
+Two factorisers of H - σI: SciPy's SuperLU (always there; LU in minimum-degree order), and
+CHOLMOD's supernodal Cholesky (AMD order) from the optional ``cvxopt`` wheel (``pip install
+"cryomotion[nma-fast]"``), which factors the 13,910-node grid network of
+benchmarks/nma_scaling.py 2–4× faster and halves the time of its modes. ``"auto"`` takes
+CHOLMOD when cvxopt imports and the network has at least ``CHOLMOD_MIN_DOF`` degrees of
+freedom; the keyword ``factoriser`` or the environment variable ``CRYOMOTION_FACTORISER``
 forces one.
 """
 
@@ -180,7 +181,7 @@ def _choose_factoriser(requested: str, dof: int, sigma: float) -> str:
     if not _cvxopt_available():
         _announce(
             'sparse factoriser: SuperLU (auto: cvxopt does not import; pip install "%s" '
-            "factors large networks 2-3x faster with CHOLMOD)",
+            "computes the modes of large networks up to twice as fast with CHOLMOD)",
             CHOLMOD_EXTRA,
         )
         return "superlu"
