@@ -9,7 +9,9 @@ of its Cα bounding box, so neighbouring copies touch and the network is connect
   sparse factorisation fills in more.
 
 For each size and layout: ours (KD-tree neighbour list, vectorised sparse Hessian,
-shift-invert Lanczos on a minimum-degree sparse LU: ``cryomotion.dynamics``) next to
+shift-invert Lanczos on a sparse factor of the shifted Hessian: ``cryomotion.dynamics``,
+once for each factoriser of ``--factorisers``: SciPy's SuperLU, CHOLMOD from the optional
+cvxopt, or the automatic choice) next to
 ProDy's sparse mode (``ANM.buildHessian(sparse=True)`` and ``calcModes(20)``), each in its
 own process so its peak resident memory is its own, with the largest relative difference
 of their 20 eigenvalues. ``--pipeline`` also times the whole ``compute_normal_modes`` on
@@ -21,6 +23,7 @@ Usage::
 
     python benchmarks/nma_scaling.py                       # all sizes, both layouts
     python benchmarks/nma_scaling.py --skip-prody-above 6000
+    python benchmarks/nma_scaling.py --factorisers superlu cholmod   # needs cvxopt
 """
 
 from __future__ import annotations
@@ -42,13 +45,37 @@ N_MODES = 20
 CUTOFF = 15.0
 SIZES = (2000, 5000, 14000)
 LAYOUTS = ("row", "grid")
+FACTORISERS = ("auto", "superlu", "cholmod")
 
-#: Solvers measured for the 13,910-node grid and not adopted (a record, not re-measured).
+#: ProDy's times from the last run that included it (a record; ``--no-prody`` runs print it).
+PRODY_EARLIER = """
+ProDy was not re-run here. In the last run that included it (2026-11-21, load 3.1–4.6,
+2 cores of an Intel Xeon), ProDy's total seconds were: row 1,926 nodes 10.4, 4,922 264.1, 13,910
+stopped after 900; grid 1,926 15.2, 4,922 189.2, 13,910 470.2 (peak 736 MiB); its 20
+eigenvalues agreed with ours to ≤ 3.7·10⁻¹⁰ relative.
+"""
+
+#: What the factoriser rows show (a record of the run that introduced CHOLMOD).
+FACTORISER_NOTE = """
+CHOLMOD (`pip install "cryomotion[nma-fast]"`, taken automatically from 1,000 degrees of
+freedom when cvxopt imports) halves the modes of the compact 13,910-node grid (8.6 s to
+4.6 s in all; 8.35 s to 4.11 s in the same command run just before) and saves 30–40 % on
+the smaller grids; on the elongated row, whose LU fills in little, it saves 15 % at 4,922
+and 13,910 nodes. The whole pipeline gains less where the interpolation to all atoms
+dominates (row, 4,922 nodes: nothing). It needs 20–130 MiB more peak memory (cvxopt's
+libraries and the copy of the lower triangle). The eigenvalues agree with
+SuperLU's to ≤ 6·10⁻¹⁰ relative: to 10⁻¹³ on the grid; the lowest eigenvalue of the
+13,910-node row is 1.2·10⁻⁸ max|H_ii|, and its difference, 2·10⁻¹⁶ absolute, is rounding.
+"""
+
+#: Solvers measured for the 13,910-node grid (a record, not re-measured): CHOLMOD was then
+#: adopted as the optional factoriser (the ``cholmod`` rows of the table), the others not.
 ALTERNATIVES = """
-Solvers measured for the 13,910-node grid (41,730 degrees of freedom, ~48 springs a node)
-and not adopted; 2026-12-04, CPU seconds of one process, load 6–9 on the 2 cores, scripts
-run by hand, `cryomotion.dynamics` unchanged. The current solver spends 3.6 s on the
-double-precision LU (38.1 M nonzeros in L + U) and 3.7 s on ARPACK's 82 solves (41 ms each).
+Solvers measured for the 13,910-node grid (41,730 degrees of freedom, ~48 springs a node),
+all but CHOLMOD not adopted; 2026-12-04, CPU seconds of one process, load 6–9 on the 2
+cores, scripts run by hand, `cryomotion.dynamics` unchanged. The current solver spends 3.6
+s on the double-precision LU (38.1 M nonzeros in L + U) and 3.7 s on ARPACK's 82 solves (41
+ms each).
 
 - Minimum degree on the 13,910-node graph (3×3 blocks), expanded to the dof: same fill
   (38.0 M), factor 4.1 s. COLAMD on that graph: 100 M nonzeros, 22 s.
@@ -77,11 +104,12 @@ double-precision LU (38.1 M nonzeros in L + U) and 3.7 s on ARPACK's 82 solves (
   reorthogonalisation, Rayleigh–Ritz with H: depth 7 (224 vectors) to reach a residual of
   2.6·10⁻⁷ max|H_ii|, 7.3 s after the factor against ARPACK's 3.7 s.
 
-Supernodal factorisers from binary wheels (separate venv, NumPy 2.4.6, SciPy 1.17.1, one
-thread, ARPACK unchanged with the candidate's solve as `OPinv`); the three rows run back to
-back at load 1.9–2.5, CPU seconds (wall about twice that: the process shared a core).
-PARDISO: pypardiso 0.4.7 on mkl 2026.2.1, LDLᵀ (`mtype` 2) in parallel-METIS order.
-CHOLMOD: version 3.0.6 as bundled in the cvxopt 1.3.3 wheel, supernodal, AMD order.
+Supernodal factorisers from binary wheels (CHOLMOD then became the optional factoriser, the
+`cholmod` rows above); separate venv, NumPy 2.4.6, SciPy 1.17.1, one thread, ARPACK
+unchanged with the candidate's solve as `OPinv`; the three rows run back to back at load
+1.9–2.5, CPU seconds (wall about twice that: the process shared a core). PARDISO: pypardiso
+0.4.7 on mkl 2026.2.1, LDLᵀ (`mtype` 2) in parallel-METIS order. CHOLMOD: version 3.0.6 as
+bundled in the cvxopt 1.3.3 wheel, supernodal, AMD order.
 
 | factor of H - σI | factor s | nnz(L) | 1 solve | 32 solves, each | ARPACK (82 solves) | sum |
 |---|---:|---:|---:|---:|---:|---:|
@@ -164,8 +192,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def worker(engine: str, copies: int, layout: str, repeats: int) -> dict:
+def worker(engine: str, copies: int, layout: str, repeats: int, factoriser: str) -> dict:
     """Run one engine in this process; return its timings, memory and eigenvalues."""
+    os.environ["CRYOMOTION_FACTORISER"] = factoriser
     coords = tiled_ca(copies, layout) if engine != "pipeline" else None
     model = tiled_model(copies, layout) if engine == "pipeline" else None
     if engine == "prody":
@@ -207,6 +236,7 @@ def worker(engine: str, copies: int, layout: str, repeats: int) -> dict:
     best = min(runs, key=lambda run: run["total_s"])
     return {
         "engine": engine,
+        "factoriser": factoriser if engine != "prody" else None,
         "layout": layout,
         "nodes": int(copies * 214),
         "atoms": None if model is None else int(model.n_atoms),
@@ -220,11 +250,16 @@ def worker(engine: str, copies: int, layout: str, repeats: int) -> dict:
 
 
 def run_worker(
-    engine: str, copies: int, layout: str, repeats: int, timeout: float | None = None
+    engine: str,
+    copies: int,
+    layout: str,
+    repeats: int,
+    timeout: float | None = None,
+    factoriser: str = "auto",
 ) -> dict:
     """Run ``worker`` in a fresh process; a run stopped at ``timeout`` s is marked so."""
     command = [sys.executable, __file__, "--worker", engine, "--copies", str(copies)]
-    command += ["--layouts", layout, "--repeats", str(repeats)]
+    command += ["--layouts", layout, "--repeats", str(repeats), "--factoriser", factoriser]
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -251,9 +286,15 @@ def versions() -> str:
     import prody
     import scipy
 
+    try:
+        import cvxopt
+
+        cvx = f", cvxopt {cvxopt.__version__}"
+    except ImportError:
+        cvx = ", no cvxopt"
     return (
         f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
-        f"ProDy {prody.__version__}"
+        f"ProDy {prody.__version__}{cvx}"
     )
 
 
@@ -272,62 +313,98 @@ def report(results: list[dict], args: argparse.Namespace, started: str) -> str:
         f"Lowest {N_MODES} non-trivial ANM modes, cutoff {CUTOFF:g} Å, on copies of AdK Cα "
         "translated by their bounding box so that they touch (`row`: side by side along x; "
         "`grid`: a compact 3D block). Ours: `cryomotion.dynamics` (KD-tree neighbour list, "
-        "vectorised sparse Hessian, shift-invert Lanczos on a minimum-degree sparse LU); "
+        "vectorised sparse Hessian, shift-invert Lanczos on a sparse factor of H - σI by the "
+        "factoriser named: SciPy's SuperLU LU in minimum-degree order, or CHOLMOD's "
+        "supernodal Cholesky from cvxopt, `pip install cryomotion[nma-fast]`; `auto` takes "
+        "CHOLMOD from 1,000 degrees of freedom when cvxopt imports); "
         "ProDy: `ANM.buildHessian(sparse=True)` + `calcModes(20)`. Wall-clock seconds, best "
         f"of {args.repeats} for ours, one run for ProDy; peak resident memory of the "
         "process that ran it, after its first run (its baseline after imports in brackets); "
         "ours' CPU seconds in "
         "brackets (a busy machine stretches wall-clock time, not CPU time). Eigenvalue "
-        "difference: the largest relative difference of the 20 eigenvalues.",
+        "difference: the largest relative difference of the 20 eigenvalues from ProDy's, or, "
+        f"where ProDy did not run, from those of `{args.factorisers[0]}` (marked so).",
         "",
         f"Machine: {machine()}. {versions()}. Run {started}"
         + (f" (ProDy's runs: {args.prody_started})" if args.prody_from else "")
-        + f"; ProDy runs stopped after {args.prody_timeout:.0f} s"
-        + (f", skipped above {args.skip_prody_above} nodes." if args.skip_prody_above else "."),
+        + (
+            "; ProDy not run."
+            if args.no_prody
+            else f"; ProDy runs stopped after {args.prody_timeout:.0f} s"
+            + (f", skipped above {args.skip_prody_above} nodes." if args.skip_prody_above else ".")
+        ),
         "",
-        "| layout | nodes | ours: Hessian s | ours: modes s | ours: total s | ours: peak MiB "
-        "| ProDy: Hessian s | ProDy: modes s | ProDy: total s | ProDy: peak MiB "
-        "| speed-up | eigenvalue difference |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| layout | nodes | factoriser | ours: Hessian s | ours: modes s | ours: total s "
+        "| ours: peak MiB "
+        + (
+            ""
+            if args.no_prody
+            else "| ProDy: Hessian s | ProDy: modes s | ProDy: total s | ProDy: peak MiB "
+            "| speed-up "
+        )
+        + "| eigenvalue difference |",
+        "|---|---:|---|---:|---:|---:|---:|" + ("" if args.no_prody else "---:|" * 5) + "---:|",
     ]
-    for layout in args.layouts:
-        for size in args.sizes:
-            ours = next(
+    rows = [
+        (lay, size, fac) for lay in args.layouts for size in args.sizes for fac in args.factorisers
+    ]
+    for layout, size, factoriser in rows:
+        ours = next(
+            r
+            for r in results
+            if r["engine"] == "ours"
+            and r["layout"] == layout
+            and r["requested"] == size
+            and r["factoriser"] == factoriser
+        )
+        theirs = next(
+            (
                 r
                 for r in results
-                if r["engine"] == "ours" and r["layout"] == layout and r["requested"] == size
-            )
-            theirs = next(
-                (
-                    r
-                    for r in results
-                    if r["engine"] == "prody" and r["layout"] == layout and r["requested"] == size
-                ),
-                None,
-            )
-            memory = f"{ours['peak_rss_mib']:.0f} ({ours['baseline_rss_mib']:.0f})"
-            finished = theirs is not None and "stopped_s" not in theirs
-            their_memory = (
-                f"{theirs['peak_rss_mib']:.0f} ({theirs['baseline_rss_mib']:.0f})"
-                if finished
-                else cell(theirs, "peak_rss_mib", ".0f")
-            )
-            speedup = "–"
-            if theirs is not None:
-                their_total = theirs.get("total_s", theirs.get("stopped_s"))
-                bound = "" if finished else "> "
-                speedup = f"{bound}{their_total / ours['total_s']:.0f}×"
-            difference = "–"
-            if finished:
-                a, b = np.array(ours["eigenvalues"]), np.array(theirs["eigenvalues"])
-                difference = f"{np.max(np.abs(a - b) / b):.1e}"
-            lines.append(
-                f"| {layout} | {ours['nodes']:,} | {ours['hessian_s']:.2f} | {ours['modes_s']:.2f} "
-                f"| **{ours['total_s']:.2f}** ({ours['cpu_s']:.2f}) | {memory} "
-                f"| {cell(theirs, 'hessian_s', '.1f')} "
+                if r["engine"] == "prody" and r["layout"] == layout and r["requested"] == size
+            ),
+            None,
+        )
+        memory = f"{ours['peak_rss_mib']:.0f} ({ours['baseline_rss_mib']:.0f})"
+        finished = theirs is not None and "stopped_s" not in theirs
+        their_memory = (
+            f"{theirs['peak_rss_mib']:.0f} ({theirs['baseline_rss_mib']:.0f})"
+            if finished
+            else cell(theirs, "peak_rss_mib", ".0f")
+        )
+        speedup = "–"
+        if theirs is not None:
+            their_total = theirs.get("total_s", theirs.get("stopped_s"))
+            bound = "" if finished else "> "
+            speedup = f"{bound}{their_total / ours['total_s']:.0f}×"
+        difference = "–"
+        reference = next(
+            r
+            for r in results
+            if r["engine"] == "ours"
+            and r["layout"] == layout
+            and r["requested"] == size
+            and r["factoriser"] == args.factorisers[0]
+        )
+        if finished:
+            a, b = np.array(ours["eigenvalues"]), np.array(theirs["eigenvalues"])
+            difference = f"{np.max(np.abs(a - b) / b):.1e}"
+        elif reference is not ours:
+            a, b = np.array(ours["eigenvalues"]), np.array(reference["eigenvalues"])
+            difference = f"{np.max(np.abs(a - b) / b):.1e} (vs {args.factorisers[0]})"
+        lines.append(
+            f"| {layout} | {ours['nodes']:,} | {factoriser} | {ours['hessian_s']:.2f} "
+            f"| {ours['modes_s']:.2f} "
+            f"| **{ours['total_s']:.2f}** ({ours['cpu_s']:.2f}) | {memory} "
+            + (
+                ""
+                if args.no_prody
+                else f"| {cell(theirs, 'hessian_s', '.1f')} "
                 f"| {cell(theirs, 'modes_s', '.1f')} | {cell(theirs, 'total_s', '.1f')} "
-                f"| {their_memory} | {speedup} | {difference} |"
+                f"| {their_memory} | {speedup} "
             )
+            + f"| {difference} |"
+        )
     pipeline = [r for r in results if r["engine"] == "pipeline"]
     if pipeline:
         lines += [
@@ -335,14 +412,19 @@ def report(results: list[dict], args: argparse.Namespace, started: str) -> str:
             "The whole `compute_normal_modes` on the tiled heavy-atom model (nodes, Hessian, "
             "modes, kernel interpolation to every atom, orthonormalisation):",
             "",
-            "| layout | nodes | atoms | total s | peak MiB |",
-            "|---|---:|---:|---:|---:|",
+            "| layout | nodes | atoms | factoriser | total s | peak MiB |",
+            "|---|---:|---:|---|---:|---:|",
         ]
         for r in pipeline:
             lines.append(
-                f"| {r['layout']} | {r['nodes']:,} | {r['atoms']:,} | {r['total_s']:.2f} "
+                f"| {r['layout']} | {r['nodes']:,} | {r['atoms']:,} | {r['factoriser']} "
+                f"| {r['total_s']:.2f} "
                 f"| {r['peak_rss_mib']:.0f} |"
             )
+    if args.no_prody:
+        lines += ["", *PRODY_EARLIER.strip().splitlines()]
+    if args.no_prody and len(args.factorisers) > 1:
+        lines += ["", *FACTORISER_NOTE.strip().splitlines()]
     lines += ["", *ALTERNATIVES.strip().splitlines()]
     lines += ["", f"Command: `python benchmarks/nma_scaling.py {' '.join(sys.argv[1:])}`"]
     return "\n".join(lines)
@@ -355,10 +437,19 @@ def main() -> None:
     parser.add_argument(
         "--skip-prody-above", type=int, default=0, help="nodes; 0 runs ProDy at every size"
     )
+    parser.add_argument("--no-prody", action="store_true", help="do not run ProDy at all")
     parser.add_argument(
         "--prody-timeout", type=float, default=1200.0, help="s; a longer ProDy run is stopped"
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of ours (best is kept)")
+    parser.add_argument(
+        "--factorisers",
+        nargs="+",
+        choices=FACTORISERS,
+        default=["auto"],
+        help="factorisers of ours, each run in turn ('cholmod' needs cvxopt)",
+    )
+    parser.add_argument("--factoriser", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--pipeline", action="store_true", help="also time the all-atom pipeline")
     parser.add_argument("--no-write", action="store_true", help="print, do not write the docs")
     parser.add_argument("--save-json", help="also write every run's raw results to this file")
@@ -371,7 +462,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.copies, args.layouts[0], args.repeats)))
+        result = worker(args.worker, args.copies, args.layouts[0], args.repeats, args.factoriser)
+        print(json.dumps(result))
         return
 
     started = time.strftime("%Y-%m-%d %H:%M")
@@ -388,17 +480,19 @@ def main() -> None:
     for layout in args.layouts:
         for size in args.sizes:
             copies = max(1, round(size / 214))
-            engines = [("ours", args.repeats, None)]
-            if not args.skip_prody_above or copies * 214 <= args.skip_prody_above:
-                engines.append(("prody", 1, args.prody_timeout))
+            engines = [("ours", args.repeats, None, f) for f in args.factorisers]
+            if args.no_prody:
+                pass
+            elif not args.skip_prody_above or copies * 214 <= args.skip_prody_above:
+                engines.append(("prody", 1, args.prody_timeout, "auto"))
             if args.pipeline:
-                engines.append(("pipeline", 1, None))
-            for engine, repeats, timeout in engines:
+                engines += [("pipeline", 1, None, f) for f in args.factorisers]
+            for engine, repeats, timeout, factoriser in engines:
                 if engine == "prody" and args.prody_from:
                     if (layout, size) in earlier:
                         results.append(earlier[(layout, size)])
                     continue
-                result = run_worker(engine, copies, layout, repeats, timeout)
+                result = run_worker(engine, copies, layout, repeats, timeout, factoriser)
                 result["requested"] = size
                 results.append(result)
                 if "stopped_s" in result:
@@ -407,7 +501,7 @@ def main() -> None:
                     )
                     continue
                 print(
-                    f"{layout:>4} {result['nodes']:>6} nodes  {engine:>8}: "
+                    f"{layout:>4} {result['nodes']:>6} nodes  {engine:>8} {factoriser:>7}: "
                     f"{result['total_s']:8.2f} s  (Hessian {result['hessian_s']:.2f} s, "
                     f"modes {result['modes_s']:.2f} s, CPU {result['cpu_s']:.2f} s)  "
                     f"peak {result['peak_rss_mib']:.0f} MiB",
