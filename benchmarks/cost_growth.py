@@ -46,9 +46,9 @@ BASE_PARTICLES = 1000
 
 
 def tiled_adk(copies: int):
-    """``copies`` rigid copies of the bundled AdK heavy-atom model in a compact block,
-    one chain (A, B, …) per copy, spaced by the Cα extent along each axis so that the copies
-    touch (one connected elastic network, as in ``nma_scaling.py``)."""
+    """``copies`` rigid copies of the bundled AdK heavy-atom model in a compact block, one
+    chain (A, B, …, then C26, …) per copy, spaced by the Cα extent along each axis so that
+    the copies touch (one connected elastic network, as in ``nma_scaling.py``)."""
     from cryomotion.simulate.adk import adk_morph
     from cryomotion.structure.model import AtomicModel
 
@@ -60,7 +60,9 @@ def tiled_adk(copies: int):
     cells = cells[np.lexsort((cells[:, 0], cells[:, 1], cells[:, 2]))][:copies]
     offsets = (cells - cells.mean(0)) * spacing
     coords = (centred[None] + offsets[:, None]).reshape(-1, 3)
-    chain_ids = np.repeat([chr(ord("A") + k) for k in range(copies)], model.n_atoms)
+    # letters while a PDB file can hold them, then "C26", "C27", … (mmCIF)
+    names = [chr(ord("A") + k) if k < 26 else f"C{k}" for k in range(copies)]
+    chain_ids = np.repeat(names, model.n_atoms)
     fields = {
         name: np.tile(getattr(model, name), copies)
         for name in (
@@ -193,6 +195,7 @@ def complex_table(points: list[dict]) -> list[str]:
     return lines
 
 
+AXIS_TEXT_ORDER = ("particles", "atoms", "box", "complex")
 AXIS_TEXT = {
     "particles": ("particles N", "particles", "AdK (1,656 heavy atoms), 64 px at 1.5 Å/px"),
     "atoms": ("heavy atoms n", "atoms", "copies of AdK, 128 px at 1.8 Å/px"),
@@ -251,6 +254,10 @@ def main() -> None:
         help="further `cryomotion train` flags (last on the line)",
     )  # fmt: skip
     parser.add_argument("--save-json", type=Path)
+    parser.add_argument(
+        "--reuse-json", type=Path,
+        help="results of an earlier --save-json: its axes not in --axes go into the table too",
+    )  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/")
     parser.add_argument("--simulate-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -276,6 +283,9 @@ def main() -> None:
                 point = measure_point(Path(tmp), axis, value, spec, args, extra)
                 print(json.dumps(point), flush=True)
                 results[axis].append(point)
+    if args.reuse_json:
+        earlier = json.loads(args.reuse_json.read_text())
+        results = {**{a: earlier[a] for a in AXIS_TEXT_ORDER if a in earlier}, **results}
     if args.save_json:
         args.save_json.write_text(json.dumps(results, indent=1))
 
@@ -293,7 +303,7 @@ def main() -> None:
         "two largest points).",
         "",
     ]
-    for axis in args.axes:
+    for axis in [a for a in AXIS_TEXT_ORDER if a in results]:
         rows = complex_table(results[axis]) if axis == "complex" else table(axis, results[axis])
         lines += rows + [""]
     markdown = "\n".join(lines)
