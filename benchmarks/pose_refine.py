@@ -90,6 +90,10 @@ def main() -> None:
         "--polish-steps", type=int, nargs="*", default=[], help="re-predict with these polishes"
     )
     parser.add_argument("--polish-latent-step", type=float, default=0.05)
+    parser.add_argument(
+        "--train-args", nargs=argparse.REMAINDER, default=[],
+        help="further `cryomotion train` flags for every run (last on the line)",
+    )  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
     args = parser.parse_args()
     work = Path(args.workdir)
@@ -119,7 +123,7 @@ def main() -> None:
             assert cryomotion([
                 "train", system, str(perturbed), str(sim / "reference.pdb"), "-o", str(run),
                 "--epochs", str(args.epochs), "--batch-size", "32", "--lr", "3e-4",
-                "--pose-mode", "refine", "--no-progress", "--force",
+                "--pose-mode", "refine", "--no-progress", "--force", *args.train_args,
             ]) == 0  # fmt: skip
             minutes = (time.perf_counter() - start) / 60
             errors = pose_errors(sim / "particles.star", run / "refined_particles.star")
