@@ -209,7 +209,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--train-batches", type=int, default=20, help="steps taken in (b)")
     parser.add_argument("--subset-batches", type=int, default=-1, help="steps in (c); -1 all")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="runs of (c) each way; 0: (a) and (b) only"
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "million_work")
     parser.add_argument("--keep", action="store_true", help="keep the datasets in --work")
     parser.add_argument("--no-write", action="store_true", help="print, do not write docs")
@@ -263,6 +265,9 @@ def main() -> None:
     load_after = open("/proc/loadavg").read().split()[:3]
     if not args.keep:
         shutil.rmtree(args.work)
+    if not args.repeats:  # no (c): the section's tables need it; (a) and (b) are printed above
+        print("(c) not run (--repeats 0): docs/ not written")
+        return
     markdown = report(args, a, tile, b, runs, disk_gib, load, load_after)
     print(markdown)
     if not args.no_write:
