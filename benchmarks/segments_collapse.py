@@ -36,21 +36,66 @@ from information_limit import fmt, score, simulate
 from report import write_section
 from snr_sweep import configure
 
-# name -> (deformation settings changed, epochs factor)
+# name -> (settings changed as "section.key": value, epochs factor)
 VARIANTS = {
     "default (β 1e-4)": ({}, 1),
-    "β 1e-5": ({"latent_kl_weight": 1e-5}, 1),
-    "β 1e-6": ({"latent_kl_weight": 1e-6}, 1),
-    "β 0": ({"latent_kl_weight": 0.0}, 1),
-    "mixture lr = training lr": ({"segmentation_lr": None}, 1),
+    "β 1e-5": ({"deformation.latent_kl_weight": 1e-5}, 1),
+    "β 1e-6": ({"deformation.latent_kl_weight": 1e-6}, 1),
+    "β 0": ({"deformation.latent_kl_weight": 0.0}, 1),
+    "mixture lr = training lr": ({"deformation.segmentation_lr": None}, 1),
     "2× epochs": ({}, 2),
+    "q(z|x) starts at σ 0.05": ({"model.latent_log_var_init": -6.0}, 1),
+    "q(z|x) starts at σ 0.05, β 0": (
+        {"model.latent_log_var_init": -6.0, "deformation.latent_kl_weight": 0.0},
+        1,
+    ),
+    "decoder starts at 0.01": ({"deformation.decoder_init": 0.01}, 1),
+    "decoder starts at 0.1": ({"deformation.decoder_init": 0.1}, 1),
+    "Gaussian likelihood, β 1": (
+        {"deformation.likelihood": "gaussian", "deformation.latent_kl_weight": 1.0},
+        1,
+    ),
+    "Gaussian, β 1, decoder 0.1": (
+        {
+            "deformation.likelihood": "gaussian",
+            "deformation.latent_kl_weight": 1.0,
+            "deformation.decoder_init": 0.1,
+        },
+        1,
+    ),
+    "σ 0.05, β 0, decoder 0.1": (
+        {
+            "model.latent_log_var_init": -6.0,
+            "deformation.latent_kl_weight": 0.0,
+            "deformation.decoder_init": 0.1,
+        },
+        1,
+    ),
+    "σ 0.05, β 0, 2× epochs": (
+        {"model.latent_log_var_init": -6.0, "deformation.latent_kl_weight": 0.0},
+        2,
+    ),
+    "σ 0.05, 2× epochs": ({"model.latent_log_var_init": -6.0}, 2),
+    "σ 0.05, β 0, decoder 0.1, 2× epochs": (
+        {
+            "model.latent_log_var_init": -6.0,
+            "deformation.latent_kl_weight": 0.0,
+            "deformation.decoder_init": 0.1,
+        },
+        2,
+    ),
+    "decoder 0.1, σ 0.05": (
+        {"deformation.decoder_init": 0.1, "model.latent_log_var_init": -6.0},
+        1,
+    ),
 }
 
 
 def train(data: dict, args, folder: Path, changes: dict, factor: int, polish: int) -> float:
     config = configure("segments", data, args, "fitted", args.epochs * factor)
     for key, value in changes.items():
-        setattr(config.deformation, key, value)
+        section, name = key.split(".")
+        setattr(getattr(config, section), name, value)
     config.model.polish_steps = polish
     config.model.polish_latent_step = args.polish_latent_step
     start = time.perf_counter()
@@ -88,8 +133,8 @@ def main() -> None:
     for name in args.variants:
         changes, factor = VARIANTS[name]
         # the default is information_limit.py's own segments run (same settings)
-        number = list(VARIANTS).index(name)
-        name_dir = "segments" if not changes and factor == 1 else f"segments_variant{number}"
+        slug = "".join(c if c.isalnum() or c == "." else "_" for c in name)
+        name_dir = "segments" if not changes and factor == 1 else f"segments_{slug}"
         run_dir = folder / "unit" / name_dir
         seconds = train(data, args, run_dir, changes, factor, 0)
         encoder = score("segments", run_dir, data, args)

@@ -79,6 +79,21 @@ def test_fresh_decoder_is_exactly_the_reference():
         deformation(torch.zeros(2, 4))
 
 
+def test_decoder_can_start_dependent_on_the_latent():
+    """decoder_init > 0: still the reference at z = 0, but z moves the segments from the
+    start (no saddle with a zero-started encoder head), by about decoder_init per unit z."""
+    arrays = _helix(40)
+    torch.manual_seed(0)
+    deformation = SegmentDeformation(**arrays, latent_dim=5, n_segments=4, decoder_init=0.1)
+    deformation.eval()
+    reference = torch.tensor(arrays["reference"], dtype=torch.float32)
+    assert torch.allclose(deformation(torch.zeros(1, 5)).coords[0], reference, atol=1e-5)
+    moved = deformation(torch.randn(1, 5)).coords[0]
+    assert (moved - reference).norm(dim=-1).max() > 0.01
+    last = deformation.decoder[-1]
+    assert float(last.weight.std() * last.in_features**0.5) == pytest.approx(0.1, rel=0.1)
+
+
 def test_membership_rows_and_contiguous_segments_at_high_temperature():
     arrays = _helix(40)
     soft = SegmentDeformation(**arrays, latent_dim=2, n_segments=4).membership()

@@ -53,6 +53,14 @@ def test_image_encoder_outputs_and_empty_head():
     assert "latents" not in encoder.heads
 
 
+def test_a_head_can_start_at_a_value():
+    encoder = ImageEncoder(32, {"latents": 3, "latent_log_var": 3}, width=0.25, norm="group")
+    encoder.start_output("latent_log_var", -6.0)
+    out = encoder(torch.randn(5, 32, 32))
+    assert torch.equal(out["latent_log_var"], torch.full((5, 3), -6.0))
+    assert torch.equal(out["latents"], torch.zeros(5, 3))
+
+
 def test_group_norm_is_per_image():
     """With group normalisation an image's output does not depend on its batch-mates
     (what makes a batch split across processes train exactly like one batch)."""

@@ -17,7 +17,12 @@ from cryomotion.models.encoder import ImageEncoder
 from cryomotion.models.intensity import IntensityScale
 from cryomotion.models.motion_model import POSE_WIDTH, MotionModel
 from cryomotion.models.per_particle import ParticleState
-from cryomotion.models.polish import LatentPrior, PolishSettings, negative_log_likelihood
+from cryomotion.models.polish import (
+    LatentPrior,
+    PolishSettings,
+    latent_candidates,
+    negative_log_likelihood,
+)
 from cryomotion.structure.io import read_model
 from cryomotion.structure.superpose import superpose
 from cryomotion.train.calibrate import calibrate_intensity
@@ -149,3 +154,40 @@ def test_profiled_correlation_likelihood_is_the_gaussian_at_the_best_scale():
     best = negative_log_likelihood(scale[:, None, None] * rendered, measured, "l2")
     profiled = negative_log_likelihood(rendered, measured, "correlation")
     np.testing.assert_allclose(profiled, best - 0.5 * measured.square().sum((1, 2)), rtol=1e-4)
+
+
+def test_latent_candidates_are_the_cluster_centres():
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[-5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
+    points = torch.cat([c + 0.1 * torch.randn(50, 2, generator=generator) for c in centres])
+    found = latent_candidates(points, 3)
+    assert found.shape == (3, 2)
+    distance = torch.cdist(found, centres).min(dim=1).values
+    assert float(distance.max()) < 0.05  # each found centre is one of the true ones
+    assert torch.equal(found, latent_candidates(points, 3))  # deterministic
+    assert latent_candidates(points[:2], 5).shape == (2, 2)  # no more than the points
+
+
+def test_candidate_search_finds_the_likelihood_best_start(particles, two_epochs):
+    """With a grid of candidate amplitudes and no steps, each particle starts from the
+    grid point nearest its true amplitude (SNR 1: the likelihood picks it), never worse in
+    loss than the encoder's estimate."""
+    from cryomotion.models.polish import polish
+
+    amplitudes = particles[3]
+    module = two_epochs.module.eval()
+    items = [particles[4][i] for i in range(64)]
+    batch = {k: torch.stack([item[k] for item in items]) for k in ("image", "rotation",
+             "shift", "ctf", "index")}  # fmt: skip
+    with torch.no_grad():
+        output = module(batch, render=False)
+    grid = torch.linspace(0.0, float(amplitudes.max()), 21)[:, None]
+    spacing = float(grid[1] - grid[0])
+    result = polish(module, batch, output.estimates, output.pose, "l2",
+                    PolishSettings(steps=0, candidates=len(grid)), candidates=grid)  # fmt: skip
+    chosen = result.latents[:, 0].numpy()
+    truth = amplitudes[batch["index"].numpy()]
+    encoder_error = np.median(np.abs(output.estimates.mean_latents[:, 0].numpy() - truth))
+    assert np.median(np.abs(chosen - truth)) <= spacing
+    assert np.median(np.abs(chosen - truth)) < 0.5 * encoder_error
+    assert torch.all(result.loss_after <= result.loss_before)

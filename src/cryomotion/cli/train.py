@@ -210,6 +210,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default 0: off; with --resume a finished run re-writes its latents)",
     )
     model.add_argument(
+        "--polish-candidates",
+        type=integer(0),
+        help="before the polish steps, each particle starts from the best of its encoder's "
+        "latents and K k-means centres of all particles' latents (default 0: its own)",
+    )
+    model.add_argument(
         "--norm",
         choices=("batch", "group"),
         help="encoder normalisation: batch (default, the seed's; SyncBatchNorm under torchrun "
@@ -333,6 +339,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "model.coarse": args.coarse,
         "model.encoder": args.encoder,
         "model.polish_steps": args.polish_steps,
+        "model.polish_candidates": args.polish_candidates,
         "model.norm": args.norm,
         "model.intensity_scale": args.intensity_scale,
         "training.epochs": args.epochs,

@@ -170,6 +170,8 @@ class SegmentDeformation(Deformation):
     translation_scale : Å of translation per unit of decoder output.
     segmentation_lr : learning rate of the mixture's posterior parameters (None: the
         trainer's); they are few and shared by all images, so they can move faster.
+    decoder_init : std of the decoder's output layer weights times √(its inputs), its bias
+        set so that z = 0 is still the identity (0: a fresh decoder ignores z).
 
     The mixture has, per segment m, a mean μ_m and width σ_m (residues) and a logit α_m.
     Each is the image of a standardised ε with posterior N(ν, β²) and prior N(0, 1):
@@ -197,6 +199,7 @@ class SegmentDeformation(Deformation):
         clash_distance: float = 4.0,
         translation_scale: float = 1.0,
         segmentation_lr: float | None = None,
+        decoder_init: float = 0.0,
     ):
         super().__init__()
         reference = np.asarray(reference, dtype=np.float64)
@@ -286,9 +289,13 @@ class SegmentDeformation(Deformation):
             layers += [nn.Linear(width, int(size)), nn.ReLU()]
             width = int(size)
         last = nn.Linear(width, 6 * n_segments)
-        # Zero output: v = 0 and t = 0 for every segment, so a fresh decoder is the identity.
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        # At z = 0, v = 0 and t = 0 for every segment (the identity). Zero weights too would
+        # make z = 0 a saddle with the encoder's zero-started latent head: each gets no
+        # gradient until the other moves, an escape whose time grows as 1/SNR².
+        nn.init.normal_(last.weight, std=float(decoder_init) / np.sqrt(width))
+        with torch.no_grad():
+            hidden_at_zero = nn.Sequential(*layers)(torch.zeros(self.latent_dim))
+            last.bias.copy_(-(last.weight @ hidden_at_zero))
         self.decoder = nn.Sequential(*layers, last)
 
         bonds = consecutive_pairs(residue_chain, residue_centers)

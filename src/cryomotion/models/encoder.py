@@ -244,6 +244,11 @@ class ImageEncoder(nn.Module):
             }
         )
 
+    @torch.no_grad()
+    def start_output(self, name: str, value: float) -> None:
+        """Make head ``name`` start at ``value`` (its output layer's bias; weights stay 0)."""
+        self.heads[name].mlp[-1].bias.fill_(float(value))
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.features(images)
         return {

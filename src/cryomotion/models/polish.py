@@ -25,6 +25,12 @@ AdK at −10 dB (64 px, d = 16), the maximum-likelihood polish *raised* the medi
 from 1.48 to 1.6–1.8 Å. The rows live in a throw-away ``ParticleState``
 (``models.per_particle``): gradients go to them alone, nothing in the model changes.
 
+Gradient steps only find the nearest minimum. With ``candidates`` > 0 each particle first
+starts from the best of its encoder's latents and that many latents spread over the
+population (``latent_candidates``: k-means centres of the encoder's latents of the particles
+being predicted), scored by the same negative log posterior: a global search over what the
+decoder has learned, for an encoder that puts a particle on the wrong side of the landscape.
+
 Latent steps are in units of the deformation's ``latent_scale`` (for normal modes 1 Å RMS
 of the atoms; for a VAE one prior standard deviation); rotation steps degrees, shifts Å.
 """
@@ -48,7 +54,9 @@ PRIORS = ("empirical", "none")
 
 @dataclass(frozen=True)
 class PolishSettings:
-    """``steps`` Adam steps per particle (0: off); step sizes ``latent_step`` (× the
+    """``steps`` Adam steps per particle (0: off; with ``candidates`` > 0 the search alone);
+    ``candidates`` population latents each particle may start from instead of its own
+    (0: its own); step sizes ``latent_step`` (× the
     deformation's latent scale), ``rotation_step`` (degrees) and ``shift_step`` (Å),
     shrinking geometrically to ``final_rate`` of themselves by the last step; ``prior``:
     "empirical" (a Gaussian fitted to the population's latents) or "none" (maximum
@@ -60,10 +68,13 @@ class PolishSettings:
     shift_step: float = 0.2
     final_rate: float = 0.1
     prior: str = "empirical"
+    candidates: int = 0
 
     def __post_init__(self):
         if self.steps < 0:
             raise ValueError(f"polish steps {self.steps}: expected >= 0")
+        if self.candidates < 0:
+            raise ValueError(f"polish candidates {self.candidates}: expected >= 0")
         if min(self.latent_step, self.rotation_step, self.shift_step) < 0:
             raise ValueError("polish step sizes must be >= 0")
         if not 0 < self.final_rate <= 1:
@@ -106,6 +117,34 @@ class LatentPrior(NamedTuple):
         return 0.5 * ((centred @ self.precision.to(latents)) * centred).sum(dim=1)
 
 
+def latent_candidates(
+    latents: torch.Tensor, count: int, iterations: int = 20, seed: int = 0
+) -> torch.Tensor:
+    """(min(count, n), d) k-means centres of a population's latents (n, d): k-means++
+    seeding, then ``iterations`` Lloyd steps; deterministic for a given ``seed``."""
+    latents = latents.detach().float()
+    n = len(latents)
+    count = min(int(count), n)
+    if count <= 0:
+        return latents[:0]
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    points = latents.cpu()
+    chosen = [int(torch.randint(n, (1,), generator=generator))]
+    nearest = (points - points[chosen[0]]).square().sum(dim=1)
+    for _ in range(count - 1):
+        weights = nearest / nearest.sum() if nearest.sum() > 0 else torch.full((n,), 1.0 / n)
+        chosen.append(int(torch.multinomial(weights, 1, generator=generator)))
+        nearest = torch.minimum(nearest, (points - points[chosen[-1]]).square().sum(dim=1))
+    centres = points[chosen].clone()
+    for _ in range(iterations):
+        assignment = torch.cdist(points, centres).argmin(dim=1)
+        for k in range(count):
+            members = points[assignment == k]
+            if len(members):
+                centres[k] = members.mean(dim=0)
+    return centres.to(latents.device)
+
+
 def negative_log_likelihood(
     rendered: torch.Tensor, measured: torch.Tensor, likelihood: str
 ) -> torch.Tensor:
@@ -139,12 +178,15 @@ def polish(
     settings: PolishSettings,
     prior: LatentPrior | None = None,
     measured: torch.Tensor | None = None,
+    candidates: torch.Tensor | None = None,
 ) -> Polished:
     """Polish the ``estimates`` of ``batch`` on ``model`` (an unwrapped ``MotionModel``).
 
     ``likelihood``: "l2" or "correlation" (the objective's); ``prior`` the latents' prior
-    (None: none); ``pose`` (B,) where the pose starts. Returns the polished latents and
-    pose, and the losses; a particle whose loss would rise keeps its start.
+    (None: none); ``pose`` (B,) where the pose starts; ``candidates`` (K, d) latents each
+    particle may start from instead of its encoder's (``latent_candidates``), or None.
+    Returns the polished latents and pose, and the losses (``loss_before`` at the encoder's
+    estimate); a particle whose loss would rise keeps its start.
     """
     if measured is None:
         measured = model.intensity.normalize(batch["image"])
@@ -181,11 +223,20 @@ def polish(
     index = torch.arange(batch_size, device=start.device)
     with torch.no_grad():
         before = loss(rows)
+        start_loss = before
+        for candidate in candidates.to(rows) if candidates is not None else ():
+            trial = rows.clone()
+            trial[:, :d] = candidate
+            value = loss(trial)
+            better = value < start_loss
+            rows = torch.where(better[:, None], trial, rows)
+            start_loss = torch.where(better, value, start_loss)
+        table.values.copy_(rows)
     polished = table.optimize_rows(index, loss, settings.steps, final_rate=settings.final_rate)
     with torch.no_grad():
         after = loss(polished)
     # a particle whose loss rose (a step too far on a flat or noisy loss) keeps its start
-    worse = after > before
+    worse = after > start_loss
     polished = torch.where(worse[:, None], rows, polished)
-    after = torch.where(worse, before, after)
+    after = torch.where(worse, start_loss, after)
     return Polished(polished[:, :d], pose_of(polished), before, after)

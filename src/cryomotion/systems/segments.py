@@ -22,6 +22,7 @@ import torch
 
 from cryomotion.atomic_write import atomic_path
 from cryomotion.deform.segments import SegmentDeformation
+from cryomotion.errors import InputError
 from cryomotion.models.objectives import ReconstructionObjective
 from cryomotion.structure.model import AtomicModel
 from cryomotion.systems.registry import System, SystemFlag
@@ -29,6 +30,7 @@ from cryomotion.systems.registry import System, SystemFlag
 log = logging.getLogger(__name__)
 
 MEMBERSHIP_FILE = "membership.npz"
+LIKELIHOODS = ("correlation", "gaussian")
 
 
 @dataclass
@@ -42,6 +44,9 @@ class SegmentSettings:
     translation_scale: float = 1.0  # Å per unit of the decoder's translation output
     # Adam rate of the mixture's few shared parameters (None: the training rate)
     segmentation_lr: float | None = 1e-2
+    # the image term: "correlation" (eq. 7, blind to the images' scale) or "gaussian" (−log
+    # N(y; ŷ, 1) in the intensity scale's noise units, where β = 1 is the ELBO)
+    likelihood: str = "correlation"
     # β on KL(q(z|image) || N(0, I)) per image, against a correlation loss in [0, 2]: on
     # AdK at -10 dB, 1e-4 gave 1.16 Å median Cα-RMSD, 1e-3 1.60 Å, 1e-5 1.41 Å
     latent_kl_weight: float = 1e-4
@@ -49,6 +54,9 @@ class SegmentSettings:
     continuity_weight: float = 0.0  # consecutive Cα distances kept (0: off, as the paper)
     clash_weight: float = 0.0  # non-adjacent Cα pairs kept >= clash_distance (0: off)
     clash_distance: float = 4.0  # Å
+    # std × √width of the decoder's last weights at the start (0: zero, a saddle with the
+    # encoder's zero-started head that low-SNR training does not leave; issue 18)
+    decoder_init: float = 0.0
 
 
 def default_latent_dim(settings: SegmentSettings) -> int:
@@ -81,6 +89,7 @@ def build_deformation(
         clash_distance=settings.clash_distance,
         translation_scale=settings.translation_scale,
         segmentation_lr=settings.segmentation_lr,
+        decoder_init=settings.decoder_init,
     )
 
 
@@ -93,9 +102,15 @@ def save_state(deformation: SegmentDeformation, run_dir: Path) -> None:
 
 
 def objective(settings: SegmentSettings) -> ReconstructionObjective:
-    """The correlation loss of eq. 7 and the VAE's KL weighted by ``latent_kl_weight``."""
+    """The image term ``likelihood`` (eq. 7's correlation by default) and the VAE's KL
+    weighted by ``latent_kl_weight``."""
+    if settings.likelihood not in LIKELIHOODS:
+        raise InputError(
+            f"deformation.likelihood {settings.likelihood!r}: expected one of "
+            + ", ".join(LIKELIHOODS)
+        )
     return ReconstructionObjective(
-        "correlation", prior_weights={"latent_kl": settings.latent_kl_weight}
+        settings.likelihood, prior_weights={"latent_kl": settings.latent_kl_weight}
     )
 
 

@@ -68,6 +68,10 @@ class ModelConfig:
     width: float = 0.25  # filters multiplier of the VGG-like encoder (seed: 1.0)
     norm: str = "batch"  # "batch" (seed; SyncBatchNorm under DDP on CUDA) or "group"
     hidden: list[int] = field(default_factory=lambda: [512, 256])  # MLP head sizes
+    # a VAE's initial log variance of q(z|image) (the bias of its head; 0: σ = 1, the prior's
+    # width). A fresh decoder then sees the prior's noise in z, and at low SNR the image
+    # loss is too weak to shrink it before the decoder learns to ignore z (issue 18)
+    latent_log_var_init: float = 0.0
     # data units -> renderer units (models/intensity.py): "fitted" (a gain per optics group,
     # fitted at the start and learned), "per_image" (and a least-squares scale per image),
     # "none" (the data are taken to be in the renderer's units, as before 0.2)
@@ -94,6 +98,9 @@ class ModelConfig:
     # the latents' prior in the polish: "empirical" (a Gaussian fitted to the encoder's
     # latents of the particles) or "none" (maximum likelihood)
     polish_prior: str = "empirical"
+    # before the steps, each particle starts from the best of its encoder's latents and
+    # this many k-means centres of the population's latents (0: its own; a global search)
+    polish_candidates: int = 0
 
 
 @dataclass
@@ -137,6 +144,7 @@ RESUMABLE = frozenset(
         "model.polish_rotation_step",
         "model.polish_shift_step",
         "model.polish_prior",
+        "model.polish_candidates",
     }
 )
 

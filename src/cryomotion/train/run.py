@@ -93,6 +93,10 @@ def check_config(config: RunConfig) -> None:
         ),
         (config.model.polish_steps >= 0, f"polish steps {config.model.polish_steps} < 0"),
         (
+            config.model.polish_candidates >= 0,
+            f"polish candidates {config.model.polish_candidates} < 0",
+        ),
+        (
             config.model.polish_prior in POLISH_PRIORS,
             f"polish prior {config.model.polish_prior!r}: expected one of "
             + ", ".join(POLISH_PRIORS),
@@ -146,6 +150,8 @@ def amortized_encoder(
         trunk=config.model.encoder,
         mlp_widths=tuple(config.model.encoder_widths),
     )
+    if variational:
+        encoder.start_output("latent_log_var", config.model.latent_log_var_init)
     return AmortizedEncoder(
         encoder,
         d,
@@ -424,6 +430,7 @@ def train_run(
                 rotation_step=config.model.polish_rotation_step,
                 shift_step=config.model.polish_shift_step,
                 prior=config.model.polish_prior,
+                candidates=config.model.polish_candidates,
             ),
             patience=patience,
         )

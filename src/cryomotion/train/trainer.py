@@ -27,7 +27,7 @@ from cryomotion.errors import InputError
 from cryomotion.imaging.likelihood import IMAGE_LOSSES
 from cryomotion.models.motion_model import MotionModel
 from cryomotion.models.objectives import ReconstructionObjective
-from cryomotion.models.polish import LatentPrior, PolishSettings
+from cryomotion.models.polish import LatentPrior, PolishSettings, latent_candidates
 from cryomotion.models.polish import polish as polish_estimates
 from cryomotion.models.schedule import Phase, phase_at, total_epochs
 from cryomotion.train.checkpoint import (
@@ -480,11 +480,17 @@ class Trainer:
             return float("nan"), 0.0
         return total / count, outside / count
 
-    def polish_prior(self, indices: np.ndarray) -> LatentPrior | None:
-        """The latents' prior of the polish: a Gaussian fitted to the encoder's latents of
-        the particles ``indices`` (and a VAE's posterior variances), or None."""
-        if self.polish_settings.prior == "none" or self.module.deformation.latent_dim == 0:
-            return None
+    def polish_population(
+        self, indices: np.ndarray
+    ) -> tuple[LatentPrior | None, torch.Tensor | None]:
+        """What the polish learns from the particles ``indices``: the latents' prior (a
+        Gaussian fitted to the encoder's latents and a VAE's posterior variances; None with
+        prior "none") and the candidate starts (``latent_candidates``; None without)."""
+        settings = self.polish_settings
+        if self.module.deformation.latent_dim == 0 or (
+            settings.prior == "none" and settings.candidates == 0
+        ):
+            return None, None
         latents, variances = [], []
         loader = self._loader(_batches(indices, self.local_batch), seed=self.settings.seed)
         with torch.no_grad():
@@ -494,10 +500,17 @@ class Trainer:
                 if estimates.log_var is not None:
                     variances.append(estimates.log_var.float().exp().cpu())
         if not latents:
-            return None
-        return LatentPrior.empirical(
-            torch.cat(latents), torch.cat(variances) if variances else None
-        ).to_device(self.context.device)
+            return None, None
+        latents = torch.cat(latents)
+        prior = None
+        if settings.prior != "none":
+            prior = LatentPrior.empirical(latents, torch.cat(variances) if variances else None)
+            prior = prior.to_device(self.context.device)
+        candidates = None
+        if settings.candidates:
+            candidates = latent_candidates(latents, settings.candidates, seed=self.settings.seed)
+            candidates = candidates.to(self.context.device)
+        return prior, candidates
 
     @torch.no_grad()
     def _evaluate_objective(self, indices: np.ndarray) -> float:
@@ -543,8 +556,8 @@ class Trainer:
             renderer = self.module.renderer
             radius = visible_radius(renderer.box, renderer.pixel_size)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-        polish_steps = self.polish_settings.steps if polish else 0
-        prior = self.polish_prior(mine) if polish_steps else None
+        polishing = polish and (self.polish_settings.steps or self.polish_settings.candidates)
+        prior, candidates = self.polish_population(mine) if polishing else (None, None)
         likelihood = getattr(self.phase.objective, "real_likelihood", "l2")
         loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
         for batch in loader:
@@ -564,7 +577,7 @@ class Trainer:
                     measured=output.measured,
                     final_rate=PREDICT_FINAL_RATE,
                 )
-            if polish_steps:
+            if polishing:
                 polished = polish_estimates(
                     self.module,
                     batch,
@@ -574,6 +587,7 @@ class Trainer:
                     self.polish_settings,
                     prior=prior,
                     measured=output.measured,
+                    candidates=candidates,
                 )
                 latents = polished.latents
                 estimates = estimates._replace(latents=latents[:, None], mean_latents=latents)
