@@ -106,12 +106,14 @@ def markdown(results: dict, systems: list[str], args, seconds: float) -> str:
         "chooses." + (f" Wall-clock {seconds / 60:.0f} min." if seconds >= 60 else ""),
         "",
         "Per dataset and system: median per-particle Cα-RMSD to the truth (Å) / EMD-RMSD "
-        "(Å) / held-out misfit minus the rigid reference's (χ² per pixel in noise units; "
-        "negative: the images prefer the system's models to no motion). Rigid: the "
-        "reference model for every particle.",
+        "(Å) / spread of the predicted models (median Cα-RMSD to their mean model, Å; a "
+        "collapsed encoder gives ~0) / held-out misfit minus the rigid reference's (χ² per "
+        "pixel in noise units; negative: the images prefer the system's models to no "
+        "motion). Rigid: the reference model for every particle; true spread: the same "
+        "spread for the true models.",
         "",
-        "| dataset | rigid | " + " | ".join(systems) + " |",
-        "|---|---:|" + "---:|" * len(systems),
+        "| dataset | rigid | true spread | " + " | ".join(systems) + " |",
+        "|---|---:|---:|" + "---:|" * len(systems),
     ]
     for label, table in results.items():
         rigid = next(iter(table.values())).get("median_rmsd_reference", float("nan"))
@@ -123,9 +125,11 @@ def markdown(results: dict, systems: list[str], args, seconds: float) -> str:
                 continue
             cells.append(
                 f"{row.get('median_rmsd', np.nan):.2f} / {row.get('emd_rmsd', np.nan):.2f} / "
+                f"{row.get('spread_predicted', np.nan):.2f} / "
                 f"{row.get('heldout_misfit_vs_rigid', np.nan):+.1e}"
             )
-        lines.append(f"| {label} | {rigid:.2f} | " + " | ".join(cells) + " |")
+        spread = next(iter(table.values())).get("spread_true", float("nan"))
+        lines.append(f"| {label} | {rigid:.2f} | {spread:.2f} | " + " | ".join(cells) + " |")
     lines += ["", "![compare_adk](figures/compare_adk.png)", ""]
     lines += ["What the table says, dataset by dataset (computed from it):", ""]
     for label, table in results.items():

@@ -55,7 +55,6 @@ from cryomotion.analysis.metrics import per_particle_rmsd
 from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset
 from cryomotion.simulate.paths import adk_hinge_path
 from cryomotion.structure.superpose import superpose
-from cryomotion.systems.registry import get_system
 from cryomotion.systems.segments import MEMBERSHIP_FILE
 from cryomotion.train.results import load_run
 from cryomotion.train.run import train_run
@@ -88,13 +87,14 @@ def simulate(snr_db: float, args, folder: Path) -> dict:
 
 def train(system: str, data: dict, args, folder: Path, polish: str) -> float:
     """Train (if not done) or re-predict ``folder`` with the polish ``polish``
-    ("STEPS:PRIOR", "0": none); seconds taken."""
+    ("STEPS:PRIOR[:CANDIDATES]", "0": none); seconds taken."""
     config = configure(system, data, args, "fitted", args.epochs)
     if system == "segments":
         config.deformation.segments = args.segments
-    steps, _, prior = polish.partition(":")
+    steps, prior, candidates = (polish.split(":") + ["", ""])[:3]
     config.model.polish_steps = int(steps)
     config.model.polish_prior = prior or "empirical"
+    config.model.polish_candidates = int(candidates or 0)
     config.model.polish_latent_step = args.polish_latent_step
     start = time.perf_counter()
     train_run(config, folder, resume=(folder / "config.yaml").is_file(), progress=False,
@@ -110,12 +110,13 @@ def ceilings(system: str, run_dir: Path, truth_path: Path) -> np.ndarray:
     reference = run.reference.coords
     ca = run.reference.ca_index[run.reference.ca_index >= 0]
     if system == "nma":
-        deformation = get_system("nma").build_deformation(
-            run.reference, run.config.model.latent_dim, run.config.deformation, run_dir
-        )
-        modes = deformation.modes.double().numpy().reshape(deformation.latent_dim, -1)
+        # the run's basis: the ANM modes, or what they learned (not orthogonal then)
+        with torch.no_grad():
+            basis = run.deformation.basis().double().numpy()
+        modes = basis.reshape(len(basis), -1)
         aligned = superpose(frames, np.broadcast_to(reference, frames.shape))
-        amplitudes = (aligned - reference).reshape(len(frames), -1) @ modes.T
+        displacement = (aligned - reference).reshape(len(frames), -1)
+        amplitudes = np.linalg.lstsq(modes.T, displacement.T, rcond=None)[0].T
         projected = reference + (amplitudes @ modes).reshape(frames.shape)
         return per_particle_rmsd(projected[:, ca], frames[:, ca])
     with np.load(run_dir / MEMBERSHIP_FILE, allow_pickle=False) as saved:
@@ -239,7 +240,9 @@ def markdown(results: dict, args, wall: float) -> str:
         f"shift (latent step {args.polish_latent_step:g} × the latent scale, shrinking to a "
         "tenth; `model.polish_steps`), at prediction, on the negative log posterior with the "
         "latents' prior a Gaussian fitted to the encoder's latents (empirical) or none "
-        "(maximum likelihood).",
+        "(maximum likelihood); STEPS:PRIOR:K first moves each particle to the best of its own "
+        "latents and K k-means centres of all particles' latents (a global search, "
+        "`model.polish_candidates`).",
         "",
         "Columns (Cα, Å, medians over the particles): *RMSD* to the particle's true frame; "
         "*EMD* the EMD-RMSD of a subset; *sd pred / true* the spread of the predicted and "
@@ -322,7 +325,7 @@ def main() -> None:
     parser.add_argument("--box", type=int, default=64)
     parser.add_argument("--pixel-size", type=float, default=1.5)
     parser.add_argument("--training-box", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--width", type=float, default=0.25)
@@ -333,7 +336,8 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS))
     parser.add_argument(
         "--polish", nargs="*", default=["30:empirical", "30:none"],
-        help="polishes to re-predict with, STEPS:PRIOR (prior empirical or none)",
+        help="polishes to re-predict with, STEPS:PRIOR[:CANDIDATES] (prior empirical or "
+        "none; CANDIDATES k-means starts searched first)",
     )  # fmt: skip
     parser.add_argument("--polish-latent-step", type=float, default=0.05)
     parser.add_argument("--limit-particles", type=int, default=300)

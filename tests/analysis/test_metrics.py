@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from scipy.spatial.transform import Rotation
 
 from cryomotion.analysis.metrics import (
@@ -9,6 +10,7 @@ from cryomotion.analysis.metrics import (
     pearson,
     per_particle_rmsd,
     resolution_at,
+    spread_about_mean,
 )
 
 
@@ -64,3 +66,11 @@ def test_centroid_distance_and_pearson():
     np.testing.assert_allclose(d, [3.0, 5.0])
     assert np.isclose(pearson([1, 2, 3], [2, 4, 6]), 1.0)
     assert np.isclose(pearson([1, 2, 3], [3, 2, 1]), -1.0)
+
+
+def test_spread_about_mean_of_two_known_states():
+    """Half the models at A, half at A moved by 2 Å: each is 1 Å from the mean model."""
+    base = np.random.default_rng(0).normal(size=(20, 3)) * 5
+    models = np.stack([base] * 3 + [base + np.array([2.0, 0.0, 0.0])] * 3)
+    assert spread_about_mean(models) == pytest.approx(1.0)
+    assert spread_about_mean(np.stack([base] * 4)) == pytest.approx(0.0)

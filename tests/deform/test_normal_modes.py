@@ -99,3 +99,48 @@ def test_no_prior_adds_no_term_and_rejects_bad_eigenvalues(adk_modes):
         NormalModeDeformation(model.coords, modes.vectors, np.array([1.0, 0.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match="eigenvalues of shape"):
         NormalModeDeformation(model.coords, modes.vectors, np.ones(3))
+
+
+def test_learned_basis_starts_at_the_modes_and_keeps_its_state_keys(adk_modes):
+    model, modes = adk_modes
+    fixed = NormalModeDeformation(model.coords, modes.vectors)
+    learned = NormalModeDeformation(model.coords, modes.vectors, modes_lr=1e-3)
+    assert learned.parameter_groups(1e-4) == [
+        {"name": "modes", "params": [learned.modes], "lr": 1e-3}
+    ]
+    assert fixed.parameter_groups(1e-4) == []
+    assert set(learned.state_dict()) == {"reference", "modes"}  # checkpoints read both ways
+    amplitudes = torch.randn(3, 4) * 30
+    torch.testing.assert_close(learned(amplitudes).coords, fixed(amplitudes).coords)
+    with torch.no_grad():
+        learned.modes.mul_(3.0)  # a learned vector's length does not change the units
+    torch.testing.assert_close(learned(amplitudes).coords, fixed(amplitudes).coords)
+    with pytest.raises(ValueError, match="modes learning rate"):
+        NormalModeDeformation(model.coords, modes.vectors, modes_lr=-1)
+
+
+def test_learned_basis_finds_a_direction_outside_the_modes(adk_modes):
+    """Conformations along a unit direction D that the four ANM modes hold only in part:
+    fitting the models with the true amplitudes on mode 1, the learned basis turns mode 1
+    onto D (overlap > 0.99), which the fixed basis cannot."""
+    model, modes = adk_modes
+    rng = np.random.default_rng(0)
+    direction = modes.vectors[0] + 0.8 * rng.normal(size=modes.vectors[0].shape) / 40
+    direction /= np.linalg.norm(direction)
+    start_overlap = abs(float(np.sum(direction * modes.vectors[0])))
+    deformation = NormalModeDeformation(model.coords, modes.vectors, modes_lr=1e-2)
+    amplitudes = torch.zeros(64, 4)
+    amplitudes[:, 0] = torch.linspace(-40, 40, 64)
+    target = torch.as_tensor(
+        model.coords + amplitudes[:, :1, None].numpy() * direction, dtype=torch.float32
+    )
+    (group,) = deformation.parameter_groups(0.0)
+    optimizer = torch.optim.Adam(group["params"], lr=group["lr"])
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = (deformation(amplitudes).coords - target).square().sum(-1).mean()
+        loss.backward()
+        optimizer.step()
+    learned = deformation.basis()[0].detach().numpy()
+    assert start_overlap < 0.9
+    assert abs(float(np.sum(learned * direction))) > 0.99

@@ -1,4 +1,5 @@
-"""Accuracy metrics: RMSD, EMD-RMSD between ensembles, FSC, distance correlations."""
+"""Accuracy metrics: RMSD, EMD-RMSD between ensembles, an ensemble's spread, FSC, distance
+correlations."""
 
 from __future__ import annotations
 
@@ -36,6 +37,15 @@ def emd_rmsd(predicted: np.ndarray, truth: np.ndarray, align: bool = True) -> fl
 def per_particle_rmsd(predicted: np.ndarray, truth: np.ndarray, align: bool = True) -> np.ndarray:
     """(n,) RMSD (Å) of each predicted model to its own true model, both (n, atoms, 3)."""
     return rmsd(predicted, truth, align=align)
+
+
+def spread_about_mean(models: np.ndarray) -> float:
+    """Median RMSD (Å) of an ensemble's models (n, atoms, 3) to their mean model, all in one
+    frame (not superposed: a rigid turn of a domain against the rest counts): how far apart
+    the models are. A collapsed encoder, one model for every particle, gives 0."""
+    models = np.asarray(models, dtype=np.float64)
+    mean = models.mean(axis=0)
+    return float(np.median(np.sqrt(np.mean(np.sum((models - mean) ** 2, axis=-1), axis=-1))))
 
 
 def fourier_shell_correlation(map_a: np.ndarray, map_b: np.ndarray, voxel_size: float):

@@ -20,7 +20,7 @@ from cryomotion.analysis.latent import (
     trajectory_along_pc,
 )
 from cryomotion.analysis.maps import atomic_potential_map, write_map
-from cryomotion.analysis.metrics import emd_rmsd, pearson, per_particle_rmsd
+from cryomotion.analysis.metrics import emd_rmsd, pearson, per_particle_rmsd, spread_about_mean
 from cryomotion.analysis.report import Section, link, write_report
 from cryomotion.analysis.segmentation import (
     hard_segments,
@@ -512,16 +512,23 @@ def _ground_truth_section(run, truth: GroundTruth, out, config, result, latents)
     rng = np.random.default_rng(config.seed)
     subset = rng.choice(run.n_particles, size=min(config.n_emd, run.n_particles), replace=False)
     emd = emd_rmsd(predicted[subset][:, ca], true_models[subset][:, ca])
+    spread = spread_about_mean(predicted[:, ca]), spread_about_mean(true_models[:, ca])
     result.numbers.update(
         median_rmsd=float(np.median(rmsd)),
         median_rmsd_reference=float(np.median(baseline)),
         emd_rmsd=emd,
+        spread_predicted=spread[0],
+        spread_true=spread[1],
     )
     figures = [(plots.rmsd_histogram(rmsd, out / "rmsd_to_truth", baseline), "Cα-RMSD to truth")]
     rows = [
         ["median per-particle Cα-RMSD, predicted (Å)", f"{np.median(rmsd):.2f}"],
         ["median per-particle Cα-RMSD, reference model (Å)", f"{np.median(baseline):.2f}"],
         [f"EMD-RMSD on {len(subset)} particles (Å)", f"{emd:.2f}"],
+        [
+            "spread: median Cα-RMSD to the mean model, predicted / true (Å)",
+            f"{spread[0]:.2f} / {spread[1]:.2f}",
+        ],
     ]
     if latents.shape[1] > 0:
         pc1 = latent_pca(latents, 1).coordinates[:, 0]

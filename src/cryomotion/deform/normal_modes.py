@@ -23,12 +23,18 @@ class NormalModeDeformation(Deformation):
     eigenvalues : (d,) the modes' eigenvalues λ_k (ascending, any unit), for the prior; None:
         every mode equally stiff.
     prior_weight : weight w of the thermal prior on the amplitudes (0: none).
+    modes_lr : Adam learning rate of the mode vectors themselves (0: a fixed basis, seed
+        000). With a rate the basis starts at ``modes`` and learns from the images the
+        directions the particles actually move along (a domain turning about a hinge is
+        not a combination of a few elastic modes; it is, to a few hundredths of an Å, one
+        of two or three fixed directions); each vector is used normalised, so amplitudes
+        keep their units and the prior its meaning (mode k keeps λ_k).
 
     The latents are the mode ``amplitudes`` z (B, d) in Å, in the convention of
     ``cryomotion.dynamics`` (``NormalModes.conformations``): |z| is the norm of the
     displacement summed over all atoms. ``latent_scale`` = sqrt(atoms), so an encoder
-    output of 1 moves the atoms by 1 Å RMS. The arrays are registered buffers: the
-    deformation has no parameters.
+    output of 1 moves the atoms by 1 Å RMS. The arrays are registered buffers (the modes a
+    parameter when they learn).
 
     The prior is the elastic energy of the network in thermal equilibrium, ⟨z_k²⟩ ∝ kT/λ_k:
     the regularisation term "mode_prior" is w Σ_k (λ_k/λ_1) (z_k / latent_scale)², averaged
@@ -44,6 +50,7 @@ class NormalModeDeformation(Deformation):
         modes: np.ndarray | torch.Tensor,
         eigenvalues: np.ndarray | torch.Tensor | None = None,
         prior_weight: float = 0.0,
+        modes_lr: float = 0.0,
     ):
         super().__init__()
         reference = torch.tensor(np.asarray(reference), dtype=torch.float32)
@@ -59,7 +66,13 @@ class NormalModeDeformation(Deformation):
         self.n_atoms = n_atoms
         self.latent_scale = math.sqrt(n_atoms)
         self.register_buffer("reference", reference)
-        self.register_buffer("modes", modes)
+        if not modes_lr >= 0:
+            raise ValueError(f"modes learning rate {modes_lr}: expected >= 0")
+        self.modes_lr = float(modes_lr)
+        if self.modes_lr > 0:
+            self.modes = torch.nn.Parameter(modes)
+        else:
+            self.register_buffer("modes", modes)
         if eigenvalues is None:
             eigenvalues = np.ones(self.latent_dim)
         eigenvalues = torch.tensor(np.array(eigenvalues, dtype=np.float64), dtype=torch.float32)
@@ -74,10 +87,23 @@ class NormalModeDeformation(Deformation):
         self.register_buffer("stiffness", stiffness, persistent=False)  # λ_k / λ_1 (from λ)
         self.prior_weight = float(prior_weight)
 
+    def basis(self) -> torch.Tensor:
+        """(d, atoms, 3) the mode vectors the amplitudes move along (unit norm each)."""
+        if not self.modes_lr:
+            return self.modes
+        norms = self.modes.flatten(1).norm(dim=1).clamp_min(1e-12)
+        return self.modes / norms[:, None, None]
+
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """One group "modes" at ``modes_lr`` when the basis learns, else none."""
+        if not self.modes_lr:
+            return []
+        return [{"name": "modes", "params": [self.modes], "lr": self.modes_lr}]
+
     def deform(self, latents: torch.Tensor) -> Deformed:
         """``latents`` = amplitudes (B, d) Å -> coords (B, atoms, 3) Å."""
         self.check_latents(latents)
-        coords = deform_along_modes(self.reference, self.modes, latents)
+        coords = deform_along_modes(self.reference, self.basis(), latents)
         if not self.prior_weight or not self.latent_dim:
             return Deformed(coords, {})
         scaled = latents.to(coords.dtype) / self.latent_scale

@@ -292,7 +292,10 @@ class SegmentDeformation(Deformation):
         # At z = 0, v = 0 and t = 0 for every segment (the identity). Zero weights too would
         # make z = 0 a saddle with the encoder's zero-started latent head: each gets no
         # gradient until the other moves, an escape whose time grows as 1/SNR².
-        nn.init.normal_(last.weight, std=float(decoder_init) / np.sqrt(width))
+        if decoder_init > 0:  # (else no draw: the random stream stays as it was)
+            nn.init.normal_(last.weight, std=float(decoder_init) / np.sqrt(width))
+        else:
+            nn.init.zeros_(last.weight)
         with torch.no_grad():
             hidden_at_zero = nn.Sequential(*layers)(torch.zeros(self.latent_dim))
             last.bias.copy_(-(last.weight @ hidden_at_zero))

@@ -43,6 +43,9 @@ class NormalModeSettings:
     # from standing in for that turn (docs/results.md, section nma_hinge).
     rotation_unit: float = 20.0  # degrees
     prior_weight: float = 3e-4
+    # Adam rate of the mode vectors (0: the ANM modes as computed, seed 000): the basis
+    # starts at the ANM modes and learns the directions the data move along
+    modes_lr: float = 0.0
 
 
 def prepare(
@@ -77,16 +80,18 @@ def build_deformation(
             f"{path}: {modes.n_modes} modes of {modes.n_atoms} atoms, expected "
             f"{latent_dim} modes of the reference model's {reference.n_atoms} atoms"
         )
-    if settings.rotation_unit < 0 or settings.prior_weight < 0:
+    if min(settings.rotation_unit, settings.prior_weight, settings.modes_lr) < 0:
         raise InputError(
             f"deformation.rotation_unit {settings.rotation_unit}, deformation.prior_weight "
-            f"{settings.prior_weight}: expected values >= 0"
+            f"{settings.prior_weight}, deformation.modes_lr {settings.modes_lr}: expected "
+            "values >= 0"
         )
     return NormalModeDeformation(
         reference.coords,
         modes.vectors[:latent_dim],
         modes.eigenvalues[:latent_dim],
         settings.prior_weight,
+        modes_lr=settings.modes_lr,
     )
 
 

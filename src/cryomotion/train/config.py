@@ -68,10 +68,11 @@ class ModelConfig:
     width: float = 0.25  # filters multiplier of the VGG-like encoder (seed: 1.0)
     norm: str = "batch"  # "batch" (seed; SyncBatchNorm under DDP on CUDA) or "group"
     hidden: list[int] = field(default_factory=lambda: [512, 256])  # MLP head sizes
-    # a VAE's initial log variance of q(z|image) (the bias of its head; 0: σ = 1, the prior's
-    # width). A fresh decoder then sees the prior's noise in z, and at low SNR the image
-    # loss is too weak to shrink it before the decoder learns to ignore z (issue 18)
-    latent_log_var_init: float = 0.0
+    # the amortized VAE encoder's (segments') initial log variance of q(z|image), the bias
+    # of its head. At 0 (σ = 1, the prior's width) a fresh decoder sees mostly noise in z,
+    # and at low SNR the image loss shrinks it slowly: -6 (σ 0.05) measured 2.49 -> 1.97 Å
+    # at -20 dB (docs/results.md, segments_collapse)
+    latent_log_var_init: float = -6.0
     # data units -> renderer units (models/intensity.py): "fitted" (a gain per optics group,
     # fitted at the start and learned), "per_image" (and a least-squares scale per image),
     # "none" (the data are taken to be in the renderer's units, as before 0.2)

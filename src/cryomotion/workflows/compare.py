@@ -274,6 +274,8 @@ def run_compare(
                     "median_rmsd",
                     "median_rmsd_reference",
                     "emd_rmsd",
+                    "spread_predicted",
+                    "spread_true",
                     "pc1_position_correlation",
                     "median_model_vs_data_fsc05_A",
                 )
@@ -301,6 +303,8 @@ COLUMNS = (
     ("median_rmsd", "median Cα-RMSD to truth (Å)", "{:.2f}"),
     ("median_rmsd_reference", "rigid reference (Å)", "{:.2f}"),
     ("emd_rmsd", "EMD-RMSD (Å)", "{:.2f}"),
+    ("spread_predicted", "spread of the models (Å)", "{:.2f}"),
+    ("spread_true", "spread of the true models (Å)", "{:.2f}"),
     ("pc1_position_correlation", "|r(PC1, true position)| (PC1's sign is arbitrary)", "{:.3f}"),
     ("median_model_vs_data_fsc05_A", "per-state model-vs-data FSC 0.5, median (Å)", "{:.2f}"),
 )
