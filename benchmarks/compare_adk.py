@@ -25,6 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import csv
 import datetime
+import json
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cryomotion.analysis.information_limit import information_limit  # noqa: E402
 from cryomotion.analysis.run_analysis import AnalysisConfig  # noqa: E402
 from cryomotion.simulate.adk import adk_morph  # noqa: E402
 from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset  # noqa: E402
@@ -65,6 +67,22 @@ def dataset(path: str, snr_db: float, args, folder: Path) -> dict[str, Path]:
     return renormalise(data, "unit", folder / "unit")
 
 
+def limit(folder: Path, particles: int, seed: int) -> dict[str, float]:
+    """The information limit of the dataset in ``folder`` (``analysis.information_limit``:
+    the posterior mean of the true frames given each image), on ``particles`` of them;
+    computed once and kept in ``folder/limit.json``."""
+    path = folder / "limit.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    with np.load(folder / "raw" / "ground_truth.npz", allow_pickle=False) as truth:
+        n = len(truth["frame_index"])
+    subset = np.random.default_rng(seed).choice(n, min(particles, n), replace=False)
+    summary = information_limit(folder / "raw", np.sort(subset), progress=False).summary()
+    summary["particles"] = int(len(subset))
+    path.write_text(json.dumps(summary))
+    return summary
+
+
 def read_table(path: Path) -> dict[str, dict[str, float]]:
     with open(path) as handle:
         return {
@@ -93,7 +111,9 @@ def figure(results: dict, systems: list[str], path: Path) -> Path:
     return path
 
 
-def markdown(results: dict, systems: list[str], args, seconds: float) -> str:
+def markdown(
+    results: dict, limits: dict, systems: list[str], args, seconds: float
+) -> str:
     lines = [
         "## compare_adk: every system on the same particles (`benchmarks/compare_adk.py`)",
         "",
@@ -110,10 +130,12 @@ def markdown(results: dict, systems: list[str], args, seconds: float) -> str:
         "collapsed encoder gives ~0) / held-out misfit minus the rigid reference's (χ² per "
         "pixel in noise units; negative: the images prefer the system's models to no "
         "motion). Rigid: the reference model for every particle; true spread: the same "
-        "spread for the true models.",
+        "spread for the true models; limit: the information limit (the median Cα-RMSD of "
+        "the posterior mean of the true frames given each image, exact likelihood, "
+        f"{args.limit_particles} particles; no method beats it on average).",
         "",
-        "| dataset | rigid | true spread | " + " | ".join(systems) + " |",
-        "|---|---:|---:|" + "---:|" * len(systems),
+        "| dataset | rigid | limit | true spread | " + " | ".join(systems) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(systems),
     ]
     for label, table in results.items():
         rigid = next(iter(table.values())).get("median_rmsd_reference", float("nan"))
@@ -129,7 +151,10 @@ def markdown(results: dict, systems: list[str], args, seconds: float) -> str:
                 f"{row.get('heldout_misfit_vs_rigid', np.nan):+.1e}"
             )
         spread = next(iter(table.values())).get("spread_true", float("nan"))
-        lines.append(f"| {label} | {rigid:.2f} | {spread:.2f} | " + " | ".join(cells) + " |")
+        bound = limits.get(label, {}).get("median_limit", float("nan"))
+        lines.append(
+            f"| {label} | {rigid:.2f} | {bound:.2f} | {spread:.2f} | " + " | ".join(cells) + " |"
+        )
     lines += ["", "![compare_adk](figures/compare_adk.png)", ""]
     lines += ["What the table says, dataset by dataset (computed from it):", ""]
     for label, table in results.items():
@@ -174,6 +199,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--limit-particles", type=int, default=300, help="particles the limit is computed on"
+    )
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/")
     parser.add_argument(
         "--report-only",
@@ -184,6 +212,7 @@ def main() -> None:
 
     start = time.perf_counter()
     results: dict[str, dict[str, dict[str, float]]] = {}
+    limits: dict[str, dict[str, float]] = {}
     for path in args.paths:
         for snr_db in args.snr_db:
             label = f"{path} {snr_db:g} dB"
@@ -191,6 +220,7 @@ def main() -> None:
             if args.report_only:
                 if (folder / "compare" / "compare.tsv").is_file():
                     results[label] = read_table(folder / "compare" / "compare.tsv")
+                    limits[label] = limit(folder, args.limit_particles, args.seed)
                 continue
             data = dataset(path, snr_db, args, folder)
             settings = CompareSettings(
@@ -202,8 +232,9 @@ def main() -> None:
             analysis = AnalysisConfig(maps=False, ground_truth=str(data["ground_truth"]))
             run_compare(data["star"], data["reference"], folder / "compare", settings, analysis)
             results[label] = read_table(folder / "compare" / "compare.tsv")
-            print(label, results[label], flush=True)
-    text = markdown(results, args.systems, args, time.perf_counter() - start)
+            limits[label] = limit(folder, args.limit_particles, args.seed)
+            print(label, results[label], limits[label], flush=True)
+    text = markdown(results, limits, args.systems, args, time.perf_counter() - start)
     print(text)
     if not args.no_write:
         figure(results, args.systems, DOCS / "figures" / "compare_adk.png")

@@ -226,8 +226,13 @@ def markdown(results: dict, args, wall: float) -> str:
         "## Against the information limit on a non-linear path (`benchmarks/information_limit.py`)",
         "",
         f"Run {datetime.datetime.now():%Y-%m-%d %H:%M}, torch {torch.__version__}, 1 CPU thread "
-        f"on a shared machine (load average {load[1]:.1f}; times are indicative only); the "
-        f"whole benchmark took {wall / 60:.0f} min.",
+        f"on a shared machine (load average {load[1]:.1f}; times are indicative only); "
+        + (
+            "the table rebuilt with `--from-log` from the output of calls run in parallel "
+            "(one per SNR)."
+            if args.from_log
+            else f"the whole benchmark took {wall / 60:.0f} min."
+        ),
         "",
         f"Set-up (a reduced scale): {args.particles:,} particles per SNR on AdK's hinge path "
         f"(`adk_hinge_path({args.frames})`: the LID closes, then the NMP domain, each "
