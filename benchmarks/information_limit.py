@@ -56,6 +56,7 @@ from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset
 from cryomotion.simulate.paths import adk_hinge_path
 from cryomotion.structure.superpose import superpose
 from cryomotion.systems.segments import MEMBERSHIP_FILE
+from cryomotion.train.config import with_settings
 from cryomotion.train.results import load_run
 from cryomotion.train.run import train_run
 from report import write_section
@@ -91,6 +92,7 @@ def train(system: str, data: dict, args, folder: Path, polish: str) -> float:
     config = configure(system, data, args, "fitted", args.epochs)
     if system == "segments":
         config.deformation.segments = args.segments
+    config = with_settings(config, args.set)
     steps, prior, candidates = (polish.split(":") + ["", ""])[:3]
     config.model.polish_steps = int(steps)
     config.model.polish_prior = prior or "empirical"
@@ -241,7 +243,9 @@ def markdown(results: dict, args, wall: float) -> str:
         f"the noise σ (unit noise variance). Training: {args.training_box}-px Fourier crops, "
         f"batch {args.batch_size}, Adam {args.lr:g}, {args.epochs} epochs, encoder width "
         f"{args.width:g}, shifts from scratch; nma d = {args.nma_dim}, segments N = "
-        f"{args.segments}. Polish STEPS:PRIOR: Adam steps per particle on its latents and "
+        f"{args.segments}"
+        + (f" (with `--set {' '.join(args.set)}`)" if args.set else "")
+        + ". Polish STEPS:PRIOR: Adam steps per particle on its latents and "
         f"shift (latent step {args.polish_latent_step:g} × the latent scale, shrinking to a "
         "tenth; `model.polish_steps`), at prediction, on the negative log posterior with the "
         "latents' prior a Gaussian fitted to the encoder's latents (empirical) or none "
@@ -345,6 +349,11 @@ def main() -> None:
         "none; CANDIDATES k-means starts searched first)",
     )  # fmt: skip
     parser.add_argument("--polish-latent-step", type=float, default=0.05)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="a setting for every run, as `cryomotion train --set` (e.g. "
+        "deformation.modes_lr=3e-5 with --systems nma)",
+    )  # fmt: skip
     parser.add_argument("--limit-particles", type=int, default=300)
     parser.add_argument("--emd-particles", type=int, default=500)
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")

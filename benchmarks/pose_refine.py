@@ -76,6 +76,13 @@ def pose_errors(truth: Path, estimate: Path) -> tuple[float, float]:
     return float(np.median(angles)), float(np.median(shifts))
 
 
+def polish_note(args) -> str:
+    """How the polish differs from the default (empty if it does not)."""
+    if args.polish_prior == "empirical" and not args.polish_candidates:
+        return ""
+    return f" ({args.polish_prior} prior, {args.polish_candidates} candidates)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default="/tmp/pose_refine")
@@ -90,6 +97,10 @@ def main() -> None:
         "--polish-steps", type=int, nargs="*", default=[], help="re-predict with these polishes"
     )
     parser.add_argument("--polish-latent-step", type=float, default=0.05)
+    parser.add_argument("--polish-prior", default="empirical", choices=("empirical", "none"))
+    parser.add_argument(
+        "--polish-candidates", type=int, default=0, help="k-means starts searched first"
+    )
     parser.add_argument(
         "--train-args", nargs=argparse.REMAINDER, default=[],
         help="further `cryomotion train` flags for every run (last on the line)",
@@ -135,10 +146,12 @@ def main() -> None:
                     "train", system, "-o", str(run), "--resume", "--no-progress",
                     "--set", f"model.polish_steps={steps}",
                     "--set", f"model.polish_latent_step={args.polish_latent_step}",
+                    "--set", f"model.polish_prior={args.polish_prior}",
+                    "--set", f"model.polish_candidates={args.polish_candidates}",
                 ]) == 0  # fmt: skip
                 minutes = (time.perf_counter() - start) / 60
                 errors = pose_errors(sim / "particles.star", run / "refined_particles.star")
-                name = f"{system}, refined + polish {steps}"
+                name = f"{system}, refined + polish {steps}{polish_note(args)}"
                 rows.append((dataset, name, *errors, -minutes))
                 print(rows[-1], flush=True)
     table = [
@@ -151,7 +164,9 @@ def main() -> None:
             time_cell += " (prediction)"
         table.append(f"| {dataset} | {name} | {angle:.2f}° | {shift:.2f} Å | {time_cell} |")
     # each system's final poses: the last polish asked for, else the refined run's
-    final = f"refined + polish {args.polish_steps[-1]}" if args.polish_steps else "refined"
+    final = "refined"
+    if args.polish_steps:
+        final = f"refined + polish {args.polish_steps[-1]}{polish_note(args)}"
     refined = [row for row in rows if row[1].endswith(", " + final)]
     met = {
         dataset: all(a < 1.5 and s < 0.7 for d, _, a, s, _ in refined if d == dataset)

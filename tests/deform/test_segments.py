@@ -91,7 +91,7 @@ def test_decoder_can_start_dependent_on_the_latent():
     moved = deformation(torch.randn(1, 5)).coords[0]
     assert (moved - reference).norm(dim=-1).max() > 0.01
     last = deformation.decoder[-1]
-    assert float(last.weight.std() * last.in_features**0.5) == pytest.approx(0.1, rel=0.1)
+    assert float(last.weight.detach().std() * last.in_features**0.5) == pytest.approx(0.1, rel=0.1)
 
 
 def test_membership_rows_and_contiguous_segments_at_high_temperature():

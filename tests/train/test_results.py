@@ -137,3 +137,28 @@ def test_a_run_of_cryomotion_0_1_reads_its_latents_under_the_old_key(tmp_path, n
     np.testing.assert_array_equal(run.latents, arrays["amplitudes"])
     assert run.rotations is None
     assert load_run(nma_run).rotations.shape == (len(run.latents), 3, 3)
+
+
+def test_the_motion_scale_is_written_and_every_model_decoded_with_it(nma_run, tmp_path):
+    """latents.npz holds the held-out choice of α; decoded models are x_ref + α (x − x_ref);
+    a latents file without it (runs before it) reads as α = 1."""
+    with np.load(nma_run / "latents.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    assert arrays["motion_scale"].shape == () and 0 <= arrays["motion_scale"] <= 1
+    run = _copy(nma_run, tmp_path)
+    arrays["motion_scale"] = np.float64(1.0)
+    np.savez(run / "latents.npz", **arrays)
+    full = particle_coords(load_run(run), np.arange(4))
+    arrays["motion_scale"] = np.float64(0.25)
+    np.savez(run / "latents.npz", **arrays)
+    loaded = load_run(run)
+    reference = loaded.reference.coords
+    expected = reference + 0.25 * (full - reference)
+    np.testing.assert_allclose(particle_coords(loaded, np.arange(4)), expected, atol=1e-4)
+    del arrays["motion_scale"]
+    np.savez(run / "latents.npz", **arrays)
+    assert load_run(run).motion_scale == 1.0
+    arrays["motion_scale"] = np.float64(1.5)
+    np.savez(run / "latents.npz", **arrays)
+    with pytest.raises(InputError, match="motion_scale 1.5"):
+        load_run(run)

@@ -45,6 +45,15 @@ class Reconstruction(NamedTuple):
     regularization: dict[str, torch.Tensor]
 
 
+def scale_motion(points: torch.Tensor, rest: torch.Tensor, scale: float) -> torch.Tensor:
+    """x_ref + α (x − x_ref): ``points`` (..., P, 3), ``rest`` (P, 3) Å -> (..., P, 3);
+    the motion scale of ``train.motion_scale`` (α = ``scale``; 1: ``points`` as they are)."""
+    if scale == 1.0:
+        return points
+    rest = rest.to(points)
+    return rest + scale * (points - rest)
+
+
 class MotionModel(nn.Module):
     """``inference`` + ``deformation`` + ``renderer`` + ``intensity`` (+ an optional pose
     table of ``n_particles`` rows with step sizes ``pose_steps`` (rotation radians, shift Å)).
@@ -67,6 +76,8 @@ class MotionModel(nn.Module):
         self.renderer = renderer
         self.intensity = intensity if intensity is not None else IntensityScale(mode="none")
         self.pose_table = pose_table
+        # α of train.motion_scale: the rendered models x_ref + α (x(z) − x_ref) (1: as is)
+        self.motion_scale = 1.0
 
     @classmethod
     def with_encoder(
@@ -117,6 +128,12 @@ class MotionModel(nn.Module):
             return points
         return superpose_onto(points, self.deformation.rest().points.to(points.dtype))
 
+    def scaled_motion(self, points: torch.Tensor) -> torch.Tensor:
+        """``points`` (..., P, 3) moved toward the rest points by ``motion_scale``."""
+        if self.motion_scale == 1.0 or not self.deformation.points_are_atoms:
+            return points
+        return scale_motion(points, self.deformation.rest().points, self.motion_scale)
+
     def pose_of(self, estimates: Estimates, index: torch.Tensor, table_rows=None) -> Pose:
         """The inference's pose, composed with the pose table's correction if there is one."""
         if self.pose_table is None:
@@ -151,7 +168,7 @@ class MotionModel(nn.Module):
         flat = latents.reshape(batch * samples, latents.shape[-1])
         if use_conformation:
             deformed = self.deformation(flat)
-            points = self.eckart_frame(deformed.points)
+            points = self.scaled_motion(self.eckart_frame(deformed.points))
             regularization = deformed.regularization
             amplitudes = deformed.amplitudes  # per-point (3DFlex's canonical density) or None
         else:
@@ -199,7 +216,7 @@ class MotionModel(nn.Module):
             raise ValueError("a per-image intensity scale is not available with pose samples")
         if use_conformation:
             deformed = self.deformation(latents)
-            points = deformed.points[:, :, None]
+            points = self.scaled_motion(deformed.points)[:, :, None]
             regularization = deformed.regularization
         else:
             points, regularization = self.deformation.rest().points, {}

@@ -102,6 +102,10 @@ class ModelConfig:
     # before the steps, each particle starts from the best of its encoder's latents and
     # this many k-means centres of the population's latents (0: its own; a global search)
     polish_candidates: int = 0
+    # how much of the learned motion the models keep, x_ref + α (x(z) − x_ref): the α of
+    # these with the lowest loss on the held-out particles (train/motion_scale.py); [1.0]:
+    # the models as learned
+    motion_scales: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
 
 
 @dataclass
@@ -146,6 +150,7 @@ RESUMABLE = frozenset(
         "model.polish_shift_step",
         "model.polish_prior",
         "model.polish_candidates",
+        "model.motion_scales",
     }
 )
 

@@ -21,6 +21,7 @@ from cryomotion.data.readers import read_particles
 from cryomotion.deform.base import Deformation
 from cryomotion.errors import InputError
 from cryomotion.geometry.superposition import superpose_onto
+from cryomotion.models.motion_model import scale_motion
 from cryomotion.models.pose import PoseMode
 from cryomotion.npz_arrays import INTEGER, Array, load_arrays, missing_keys
 from cryomotion.structure.io import write_models
@@ -51,6 +52,8 @@ class TrainedRun:
         which used the particle file's).
     alignment : for a run that aligned a subset (DeepHEMNMA), ``aligned`` (N,) bool,
         ``misfit`` (N,) and ``regressed_latents`` (N, d) from ``latents.npz``; else {}.
+    motion_scale : α of ``train.motion_scale``: every decoded model is x_ref + α (x(z) −
+        x_ref) (1 for runs written before it).
     """
 
     paths: RunPaths
@@ -63,6 +66,7 @@ class TrainedRun:
     deformation: Deformation
     rotations: np.ndarray | None = None
     alignment: dict[str, np.ndarray] = field(default_factory=dict)
+    motion_scale: float = 1.0
 
     @property
     def n_particles(self) -> int:
@@ -113,6 +117,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
             "aligned": ("particles",),
             "misfit": ("particles",),
             "regressed_latents": ("particles", None),
+            "motion_scale": (),
         },
         what="a latents file written by 'cryomotion train'",
     )
@@ -160,9 +165,14 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     }
     if "aligned" in alignment:
         alignment["aligned"] = alignment["aligned"].astype(bool)
+    motion_scale = float(data.get("motion_scale", 1.0))  # runs before it: 1
+    if not 0.0 <= motion_scale <= 1.0:
+        raise InputError(
+            f"{paths.latents}: motion_scale {motion_scale} (expected a value in [0, 1])"
+        )
     return TrainedRun(
         paths, config, reference, latents, shifts, index, is_test, deformation, rotations,
-        alignment,
+        alignment, motion_scale,
     )  # fmt: skip
 
 
@@ -179,7 +189,10 @@ def decode_latents(run: TrainedRun, latents: np.ndarray, batch_size: int = 256) 
     parts = []
     for start in range(0, len(latents), batch_size):
         points = run.deformation.atoms(torch.as_tensor(latents[start : start + batch_size]))
-        parts.append((superpose_onto(points, rest) if superpose else points).numpy())
+        points = superpose_onto(points, rest) if superpose else points
+        if run.deformation.points_are_atoms:  # as the run rendered them
+            points = scale_motion(points, rest, run.motion_scale)
+        parts.append(points.numpy())
     if not parts:
         return np.zeros((0, run.reference.n_atoms, 3), dtype=np.float32)
     return np.concatenate(parts).astype(np.float32, copy=False)

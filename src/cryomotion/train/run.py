@@ -40,6 +40,7 @@ from cryomotion.train.distributed import (
     init_distributed,
     shutdown,
 )
+from cryomotion.train.motion_scale import choose_motion_scale
 from cryomotion.train.results import run_particles
 from cryomotion.train.run_dir import (
     NewRunFolder,
@@ -92,6 +93,12 @@ def check_config(config: RunConfig) -> None:
             + ", ".join(INTENSITY_MODES),
         ),
         (config.model.polish_steps >= 0, f"polish steps {config.model.polish_steps} < 0"),
+        (
+            bool(config.model.motion_scales)
+            and all(0 <= value <= 1 for value in config.model.motion_scales),
+            f"motion scales {config.model.motion_scales}: expected one or more values in "
+            "[0, 1]",
+        ),
         (
             config.model.polish_candidates >= 0,
             f"polish candidates {config.model.polish_candidates} < 0",
@@ -289,15 +296,46 @@ def _prepare_folder(
 OPTIONAL_LATENT_KEYS = ("aligned", "misfit", "regressed_latents")
 
 
+def held_out_motion_scale(
+    trainer: Trainer, predictions: dict[str, np.ndarray], test: np.ndarray, config: RunConfig
+) -> float:
+    """The motion scale α of ``config.model.motion_scales`` the held-out particles ``test``
+    prefer (``train.motion_scale``); 1 when there is no choice to make (one value, no
+    held-out particles, or points that are not the reference's atoms)."""
+    scales = sorted(config.model.motion_scales)
+    if scales == [1.0] or len(test) == 0 or not trainer.module.deformation.points_are_atoms:
+        return 1.0
+    scale, losses = choose_motion_scale(trainer, predictions, test, scales)
+    log.info(
+        "motion scale %.2f: the mean held-out loss of %d particles at α = %s",
+        scale,
+        len(test),
+        ", ".join(f"{value:g}: {loss:.6g}" for value, loss in losses.items()),
+    )
+    if scale < 1.0:
+        log.warning(
+            "the held-out images prefer the models moved back toward the reference "
+            "(motion scale %.2f of the learned motion; 0 is the reference itself): the "
+            "images do not support all of the learned deformation",
+            scale,
+        )
+    return scale
+
+
 def write_latents(
-    path: Path, predictions: dict[str, np.ndarray], n_particles: int, test: np.ndarray
+    path: Path,
+    predictions: dict[str, np.ndarray],
+    n_particles: int,
+    test: np.ndarray,
+    motion_scale: float = 1.0,
 ) -> Path:
     """``latents.npz``, the same keys for every system, in particle order: ``latents``
     (N, d), ``rotations`` (N, 3, 3) and ``shifts`` (N, 2) Å (the poses the models were
     rendered with: the file's, or refined), ``particle_index`` (N,), ``is_test`` (N,) bool,
     and ``log_var`` (N, d) for a VAE; for a system that aligns a subset (DeepHEMNMA) also
     ``aligned`` (N,) bool, ``misfit`` (N,) (NaN where not aligned) and ``regressed_latents``
-    (N, d), the regressor's latents of every particle."""
+    (N, d), the regressor's latents of every particle; ``motion_scale`` () the α the models
+    are decoded with (``train.motion_scale``)."""
     order = np.argsort(predictions["index"], kind="stable")
     index = predictions["index"][order]
     if not np.array_equal(index, np.arange(n_particles)):
@@ -312,6 +350,7 @@ def write_latents(
             shifts=predictions["shifts"][order],
             particle_index=index,
             is_test=is_test,
+            motion_scale=np.float64(motion_scale),
             **{
                 key: predictions[key][order]
                 for key in ("log_var", *OPTIONAL_LATENT_KEYS)
@@ -439,7 +478,8 @@ def train_run(
         if context.is_main:
             if system.alignment is not None:  # the aligned particles keep their alignment
                 predictions = model.inference.final_predictions(predictions)
-            write_latents(paths.latents, predictions, len(dataset), test)
+            motion_scale = held_out_motion_scale(trainer, predictions, test, config)
+            write_latents(paths.latents, predictions, len(dataset), test, motion_scale)
             log.info("wrote %s", paths.latents)
             # poses refined by a pose table, estimated by the inference (AtomVAE) or refined
             # by its alignment and regressor (DeepHEMNMA)

@@ -235,6 +235,12 @@ class Trainer:
             moved["shift"] = torch.zeros_like(moved["shift"])
         return moved
 
+    def device_batches(self, indices: np.ndarray):
+        """The particles ``indices`` in batches of this process's size, on the device."""
+        order = np.asarray(indices, dtype=np.int64)
+        for batch in self._loader(_batches(order, self.local_batch), seed=self.settings.seed):
+            yield self._to_device(batch)
+
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """This process's batches (dataset indices) of ``epoch``, in order."""
         self.sampler.set_epoch(epoch)
