@@ -83,6 +83,20 @@ def limit(folder: Path, particles: int, seed: int) -> dict[str, float]:
     return summary
 
 
+def motion_scales(folder: Path, systems: list[str]) -> dict[str, float]:
+    """Each system's motion scale α (``train.motion_scale``) from its run's latents.npz
+    (NaN where the run has none)."""
+    scales = {}
+    for name in systems:
+        path = folder / "compare" / name / "latents.npz"
+        scales[name] = float("nan")
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as data:
+                if "motion_scale" in data.files:
+                    scales[name] = float(data["motion_scale"])
+    return scales
+
+
 def read_table(path: Path) -> dict[str, dict[str, float]]:
     with open(path) as handle:
         return {
@@ -112,7 +126,7 @@ def figure(results: dict, systems: list[str], path: Path) -> Path:
 
 
 def markdown(
-    results: dict, limits: dict, systems: list[str], args, seconds: float
+    results: dict, limits: dict, scales: dict, systems: list[str], args, seconds: float
 ) -> str:
     lines = [
         "## compare_adk: every system on the same particles (`benchmarks/compare_adk.py`)",
@@ -155,6 +169,21 @@ def markdown(
         lines.append(
             f"| {label} | {rigid:.2f} | {bound:.2f} | {spread:.2f} | " + " | ".join(cells) + " |"
         )
+    lines += [
+        "",
+        "Motion scale α each run kept (`train.motion_scale`: the fraction of the learned "
+        "motion its held-out images prefer, from 0, 0.25, 0.5, 0.75, 1; the models above "
+        "are decoded with it; – where the system's points are not atoms):",
+        "",
+        "| dataset | " + " | ".join(systems) + " |",
+        "|---|" + "---:|" * len(systems),
+    ]
+    for label in results:
+        row = scales.get(label, {})
+        cells = [
+            "–" if not np.isfinite(row.get(n, np.nan)) else f"{row[n]:.2f}" for n in systems
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "![compare_adk](figures/compare_adk.png)", ""]
     lines += ["What the table says, dataset by dataset (computed from it):", ""]
     for label, table in results.items():
@@ -213,6 +242,7 @@ def main() -> None:
     start = time.perf_counter()
     results: dict[str, dict[str, dict[str, float]]] = {}
     limits: dict[str, dict[str, float]] = {}
+    scales: dict[str, dict[str, float]] = {}
     for path in args.paths:
         for snr_db in args.snr_db:
             label = f"{path} {snr_db:g} dB"
@@ -221,6 +251,7 @@ def main() -> None:
                 if (folder / "compare" / "compare.tsv").is_file():
                     results[label] = read_table(folder / "compare" / "compare.tsv")
                     limits[label] = limit(folder, args.limit_particles, args.seed)
+                    scales[label] = motion_scales(folder, args.systems)
                 continue
             data = dataset(path, snr_db, args, folder)
             settings = CompareSettings(
@@ -233,8 +264,9 @@ def main() -> None:
             run_compare(data["star"], data["reference"], folder / "compare", settings, analysis)
             results[label] = read_table(folder / "compare" / "compare.tsv")
             limits[label] = limit(folder, args.limit_particles, args.seed)
+            scales[label] = motion_scales(folder, args.systems)
             print(label, results[label], limits[label], flush=True)
-    text = markdown(results, limits, args.systems, args, time.perf_counter() - start)
+    text = markdown(results, limits, scales, args.systems, args, time.perf_counter() - start)
     print(text)
     if not args.no_write:
         figure(results, args.systems, DOCS / "figures" / "compare_adk.png")

@@ -13,6 +13,10 @@ compare_adk); the held-out images then prefer a smaller α, a shrinkage estimate
 ground truth is needed for. For normal modes x_α is exactly the amplitudes times α; for
 segments turning about hinges it is the chord, not the arc, for 0 < α < 1.
 
+With a per-particle polish the held-out particles' polished latents are fitted to their
+own images, so the choice is made on the encoder's latents of the held-out particles
+(``train.run``) and applied to the polished models.
+
 The choice is written to ``latents.npz`` (``motion_scale``), and ``train.results``'
 ``decode_latents`` applies it, so every product (models, trajectories, maps, analysis)
 uses the same models.

@@ -300,8 +300,9 @@ def held_out_motion_scale(
     trainer: Trainer, predictions: dict[str, np.ndarray], test: np.ndarray, config: RunConfig
 ) -> float:
     """The motion scale α of ``config.model.motion_scales`` the held-out particles ``test``
-    prefer (``train.motion_scale``); 1 when there is no choice to make (one value, no
-    held-out particles, or points that are not the reference's atoms)."""
+    prefer with their ``predictions`` (``train.motion_scale``); 1 when there is no choice to
+    make (one value, no held-out particles, or points that are not the reference's
+    atoms)."""
     scales = sorted(config.model.motion_scales)
     if scales == [1.0] or len(test) == 0 or not trainer.module.deformation.points_are_atoms:
         return 1.0
@@ -475,10 +476,17 @@ def train_run(
         )
         trainer.fit(resume=resume)
         predictions = trainer.predict(np.arange(len(dataset)))
+        # a polish fits each particle's latents to its own image, so its held-out models
+        # are held out no more: the motion scale is chosen on the encoder's (every process
+        # takes part in the gathering)
+        polished = config.model.polish_steps > 0 or config.model.polish_candidates > 0
+        encoder_only = trainer.predict(test, polish=False) if polished and len(test) else None
         if context.is_main:
             if system.alignment is not None:  # the aligned particles keep their alignment
                 predictions = model.inference.final_predictions(predictions)
-            motion_scale = held_out_motion_scale(trainer, predictions, test, config)
+            motion_scale = held_out_motion_scale(
+                trainer, predictions if encoder_only is None else encoder_only, test, config
+            )
             write_latents(paths.latents, predictions, len(dataset), test, motion_scale)
             log.info("wrote %s", paths.latents)
             # poses refined by a pose table, estimated by the inference (AtomVAE) or refined
