@@ -41,7 +41,7 @@ def test_posterior_starts_narrow_and_can_start_at_the_prior():
     config = RunConfig(system="segments")
     estimates = _encoder(config)(images, batch)
     assert torch.allclose(estimates.log_var, torch.full((4, 6), -6.0))
-    spread = float((estimates.latents - estimates.mean_latents[:, None]).std())
+    spread = float((estimates.latents - estimates.mean_latents[:, None]).detach().std())
     assert spread == pytest.approx(math.exp(-3.0), rel=0.5)  # σ = 0.05
     config.model.latent_log_var_init = 0.0
     assert torch.equal(_encoder(config)(images, batch).log_var, torch.zeros(4, 6))
