@@ -24,23 +24,11 @@ uses the same models.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 
 from cryomotion.imaging.pose import Pose
 from cryomotion.models.objectives import ReconstructionObjective
-
-log = logging.getLogger(__name__)
-
-
-def check_scales(scales: list[float]) -> list[float]:
-    """``scales`` sorted, each in [0, 1], at least one; ValueError otherwise."""
-    values = sorted(float(value) for value in scales)
-    if not values or values[0] < 0 or values[-1] > 1:
-        raise ValueError(f"motion scales {scales}: expected one or more values in [0, 1]")
-    return values
 
 
 @torch.no_grad()
