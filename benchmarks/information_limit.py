@@ -142,6 +142,25 @@ def score(system: str, run_dir: Path, data: dict, args) -> dict:
     }
 
 
+def add_dataset_arguments(parser: argparse.ArgumentParser, epochs: int) -> None:
+    """The options of the hinge-path dataset and its training runs, shared by the benchmarks
+    that reuse them (``segments_collapse``, ``units_check``)."""
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/information_limit"))
+    parser.add_argument("--particles", type=int, default=1500)
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--box", type=int, default=64)
+    parser.add_argument("--pixel-size", type=float, default=1.5)
+    parser.add_argument("--training-box", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nma-dim", type=int, default=16)
+    parser.add_argument("--emd-particles", type=int, default=500)
+
+
 def run(args) -> dict:
     results: dict = {}
     for snr in args.snr_db:
@@ -327,20 +346,8 @@ def observations(results: dict, args) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/information_limit"))
+    add_dataset_arguments(parser, epochs=12)
     parser.add_argument("--snr-db", type=float, nargs="+", default=[-10.0, -20.0, -30.0])
-    parser.add_argument("--particles", type=int, default=1500)
-    parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--box", type=int, default=64)
-    parser.add_argument("--pixel-size", type=float, default=1.5)
-    parser.add_argument("--training-box", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--width", type=float, default=0.25)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--nma-dim", type=int, default=16)
     parser.add_argument("--segments", type=int, default=6)
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS))
     parser.add_argument(
@@ -355,7 +362,6 @@ def main() -> None:
         "deformation.modes_lr=3e-5 with --systems nma)",
     )  # fmt: skip
     parser.add_argument("--limit-particles", type=int, default=300)
-    parser.add_argument("--emd-particles", type=int, default=500)
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
     parser.add_argument(
         "--from-log", type=Path, help="rebuild the table from a stopped run's printed output"

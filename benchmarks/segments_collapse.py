@@ -36,7 +36,7 @@ import torch
 
 from cryomotion.train.results import load_run
 from cryomotion.train.run import train_run
-from information_limit import fmt, score, simulate
+from information_limit import add_dataset_arguments, fmt, score, simulate
 from report import write_section
 from snr_sweep import configure
 
@@ -165,21 +165,8 @@ def markdown(rows: list[dict], args) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/information_limit"))
+    add_dataset_arguments(parser, epochs=6)
     parser.add_argument("--snr-db", type=float, nargs="+", default=[-10.0, -20.0])
-    parser.add_argument("--particles", type=int, default=1500)
-    parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--box", type=int, default=64)
-    parser.add_argument("--pixel-size", type=float, default=1.5)
-    parser.add_argument("--training-box", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--width", type=float, default=0.25)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--nma-dim", type=int, default=16)
-    parser.add_argument("--emd-particles", type=int, default=500)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
     parser.add_argument(

@@ -111,6 +111,8 @@ def renormalise(data: dict, variant: str, folder: Path, chunk: int = 1024) -> di
                 block = np.asarray(images[start : start + chunk], dtype=np.float64)
                 if variant == "unit":
                     block = block / sigma
+                elif variant.startswith("unit_x"):  # unit noise, then times a factor
+                    block = block / sigma * float(variant.removeprefix("unit_x"))
                 elif variant == "per_image":
                     background = block[:, mask]
                     mean = background.mean(axis=1)[:, None, None]
