@@ -114,3 +114,33 @@ def test_motion_the_images_do_not_show_goes_back_to_the_reference(setting):
     )
     assert scale == 0.0
     assert losses[0.0] < losses[0.5] < losses[1.0]
+
+
+@pytest.mark.parametrize(
+    ("gain", "significance", "expected"),
+    [
+        (0.5, 2.0, 1.0),  # gain 5 standard errors: the learned motion is kept
+        (0.05, 2.0, 0.0),  # 0.5 standard errors: the reference
+        (0.05, 0.0, 1.0),  # no test: the lowest mean loss alone
+        (0.0, 2.0, 0.0),  # identical losses (no motion learned): the reference
+    ],
+)
+def test_motion_is_kept_only_when_it_beats_the_reference_beyond_the_noise(
+    monkeypatch, gain, significance, expected
+):
+    """100 held-out particles whose loss differences to the reference have sd 1 (one
+    standard error 0.1), the learned motion (α = 1) lower by ``gain`` on average."""
+    import cryomotion.train.motion_scale as motion_scale
+
+    noise = np.random.default_rng(0).normal(0.0, 1.0, 100)
+    noise = (noise - noise.mean()) / noise.std(ddof=1)  # exactly mean 0, sd 1
+    reference = np.full(100, 10.0)
+    losses = {0.0: reference, 0.5: reference - gain / 2 + noise / 2, 1.0: reference - gain + noise}
+    if gain == 0:
+        losses = {0.0: reference, 0.5: reference.copy(), 1.0: reference.copy()}
+    monkeypatch.setattr(motion_scale, "held_out_losses", lambda *args: losses)
+    scale, means = motion_scale.choose_motion_scale(
+        None, {}, np.arange(100), [0.0, 0.5, 1.0], significance
+    )
+    assert scale == expected
+    assert means[1.0] == pytest.approx(10.0 - gain)

@@ -106,6 +106,9 @@ class ModelConfig:
     # these with the lowest loss on the held-out particles (train/motion_scale.py); [1.0]:
     # the models as learned
     motion_scales: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    # ... unless the best α's gain over the reference (α = 0) is below this many standard
+    # errors of the per-particle difference: then the reference (0: the lowest loss alone)
+    motion_scale_significance: float = 2.0
 
 
 @dataclass
@@ -151,6 +154,7 @@ RESUMABLE = frozenset(
         "model.polish_prior",
         "model.polish_candidates",
         "model.motion_scales",
+        "model.motion_scale_significance",
     }
 )
 

@@ -13,6 +13,15 @@ compare_adk); the held-out images then prefer a smaller α, a shrinkage estimate
 ground truth is needed for. For normal modes x_α is exactly the amplitudes times α; for
 segments turning about hinges it is the chord, not the arc, for 0 < α < 1.
 
+The reference is the null hypothesis: a run keeps motion (α > 0) only when its best α
+lowers the held-out loss below the reference's by at least ``significance`` standard
+errors of the per-particle difference (paired: the noise every α sees in one image cancels).
+Otherwise the images do not show the motion and the run returns the reference, so a
+system is never worse than rigid by a deformation its held-out images cannot tell from
+noise (measured at −30 dB on the hinge path: learned motion that lowers the loss by
+~1e-3 of its value, within the noise, and the RMSD by nothing; docs/results.md,
+information_limit).
+
 With a per-particle polish the held-out particles' polished latents are fitted to their
 own images, so the choice is made on the encoder's latents of the held-out particles
 (``train.run``) and applied to the polished models.
@@ -33,12 +42,37 @@ from cryomotion.models.objectives import ReconstructionObjective
 
 @torch.no_grad()
 def choose_motion_scale(
-    trainer, predictions: dict[str, np.ndarray], held_out: np.ndarray, scales: list[float]
+    trainer,
+    predictions: dict[str, np.ndarray],
+    held_out: np.ndarray,
+    scales: list[float],
+    significance: float = 2.0,
 ) -> tuple[float, dict[float, float]]:
-    """The α of ``scales`` with the lowest mean image loss over the particles ``held_out``,
-    rendered with their ``predictions`` (``Trainer.predict``'s latents, rotations, shifts,
-    index) on ``trainer``'s unwrapped model; and the loss of every α. Ties go to the
-    larger α (the model as learned)."""
+    """The α of ``scales`` the particles ``held_out`` prefer, rendered with their
+    ``predictions`` (``Trainer.predict``'s latents, rotations, shifts, index) on
+    ``trainer``'s unwrapped model; and the mean image loss of every α.
+
+    The α with the lowest mean loss (ties to the larger α, the model as learned), unless
+    its gain over α = 0, the reference, is below ``significance`` standard errors of the
+    per-particle loss difference: then 0 (when 0 is one of ``scales``; 0 standard errors:
+    the lowest loss alone)."""
+    per_particle = held_out_losses(trainer, predictions, held_out, scales)
+    losses = {scale: float(values.mean()) for scale, values in per_particle.items()}
+    best = min(reversed(scales), key=lambda scale: losses[scale])
+    if best != 0.0 and 0.0 in per_particle and significance > 0:
+        gain = per_particle[0.0] - per_particle[best]
+        error = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else np.inf
+        if not gain.mean() > significance * error:
+            return 0.0, losses
+    return best, losses
+
+
+@torch.no_grad()
+def held_out_losses(
+    trainer, predictions: dict[str, np.ndarray], held_out: np.ndarray, scales: list[float]
+) -> dict[float, np.ndarray]:
+    """The image loss (N,) of each particle of ``held_out`` at every α of ``scales``, in
+    the order ``trainer.device_batches`` yields them."""
     module = trainer.module
     objective = trainer.phase.objective
     if not isinstance(objective, ReconstructionObjective):
@@ -46,26 +80,27 @@ def choose_motion_scale(
     row_of = {int(index): row for row, index in enumerate(predictions["index"])}
     was_training = module.training
     module.eval()
-    totals = {scale: 0.0 for scale in scales}
-    count = 0
-    for batch in trainer.device_batches(held_out):
-        rows = [row_of[int(index)] for index in batch["index"].cpu()]
-        device = batch["image"].device
-        latents = torch.as_tensor(predictions["latents"][rows], device=device).float()
-        pose = Pose(
-            torch.as_tensor(predictions["rotations"][rows], device=device).float(),
-            torch.as_tensor(predictions["shifts"][rows], device=device).float(),
-        )
-        measured = module.intensity.normalize(batch["image"])
-        for scale in scales:
-            module.motion_scale = scale
-            images, _ = module.decode(
-                latents[:, None], pose, batch.get("ctf"), batch.get("optics_group"), measured
+    losses: dict[float, list[np.ndarray]] = {scale: [] for scale in scales}
+    try:
+        for batch in trainer.device_batches(held_out):
+            rows = [row_of[int(index)] for index in batch["index"].cpu()]
+            device = batch["image"].device
+            latents = torch.as_tensor(predictions["latents"][rows], device=device).float()
+            pose = Pose(
+                torch.as_tensor(predictions["rotations"][rows], device=device).float(),
+                torch.as_tensor(predictions["shifts"][rows], device=device).float(),
             )
-            totals[scale] += float(objective.image_loss(images, measured).sum())
-        count += len(rows)
-    module.motion_scale = 1.0
-    module.train(was_training)
-    losses = {scale: total / max(count, 1) for scale, total in totals.items()}
-    best = min(reversed(scales), key=lambda scale: losses[scale])
-    return best, losses
+            measured = module.intensity.normalize(batch["image"])
+            for scale in scales:
+                module.motion_scale = scale
+                images, _ = module.decode(
+                    latents[:, None], pose, batch.get("ctf"), batch.get("optics_group"), measured
+                )
+                loss = objective.image_loss(images, measured)
+                losses[scale].append(loss.double().cpu().numpy())
+    finally:
+        module.motion_scale = 1.0
+        module.train(was_training)
+    return {
+        scale: np.concatenate(values) if values else np.zeros(0) for scale, values in losses.items()
+    }

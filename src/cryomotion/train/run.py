@@ -96,8 +96,11 @@ def check_config(config: RunConfig) -> None:
         (
             bool(config.model.motion_scales)
             and all(0 <= value <= 1 for value in config.model.motion_scales),
-            f"motion scales {config.model.motion_scales}: expected one or more values in "
-            "[0, 1]",
+            f"motion scales {config.model.motion_scales}: expected one or more values in [0, 1]",
+        ),
+        (
+            config.model.motion_scale_significance >= 0,
+            f"motion scale significance {config.model.motion_scale_significance} < 0",
         ),
         (
             config.model.polish_candidates >= 0,
@@ -306,14 +309,24 @@ def held_out_motion_scale(
     scales = sorted(config.model.motion_scales)
     if scales == [1.0] or len(test) == 0 or not trainer.module.deformation.points_are_atoms:
         return 1.0
-    scale, losses = choose_motion_scale(trainer, predictions, test, scales)
+    scale, losses = choose_motion_scale(
+        trainer, predictions, test, scales, config.model.motion_scale_significance
+    )
     log.info(
         "motion scale %.2f: the mean held-out loss of %d particles at α = %s",
         scale,
         len(test),
         ", ".join(f"{value:g}: {loss:.6g}" for value, loss in losses.items()),
     )
-    if scale < 1.0:
+    best = min(reversed(scales), key=lambda value: losses[value])
+    if scale == 0.0 and best != 0.0:
+        log.warning(
+            "the learned motion (α = %g) lowers the held-out loss by less than %g standard "
+            "errors of the reference's: the models are the reference (motion scale 0)",
+            best,
+            config.model.motion_scale_significance,
+        )
+    elif scale < 1.0:
         log.warning(
             "the held-out images prefer the models moved back toward the reference "
             "(motion scale %.2f of the learned motion; 0 is the reference itself): the "

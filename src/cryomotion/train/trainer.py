@@ -298,9 +298,7 @@ class Trainer:
         """Load a checkpoint's model state; one from before the intensity scale existed
         (cryomotion 0.1) loads only into a model whose scale is off; its encoder's keys
         (``encoder.*``) are today's ``inference.encoder.*``."""
-        state = {
-            (f"inference.{k}" if k.startswith("encoder.") else k): v for k, v in state.items()
-        }
+        state = {(f"inference.{k}" if k.startswith("encoder.") else k): v for k, v in state.items()}
         missing = [k for k in self.module.state_dict() if k not in state]
         if any(k.startswith("inference.encoder.heads.rotation.") for k in missing):
             raise InputError(
