@@ -7,6 +7,8 @@ image must bring the estimates close, and with 0 steps the predictions must be e
 trainer's without a polish.
 """
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -191,3 +193,44 @@ def test_candidate_search_finds_the_likelihood_best_start(particles, two_epochs)
     assert np.median(np.abs(chosen - truth)) <= spacing
     assert np.median(np.abs(chosen - truth)) < 0.5 * encoder_error
     assert torch.all(result.loss_after <= result.loss_before)
+
+
+def test_posterior_mean_over_candidates_weighs_likelihood_and_prior_mass():
+    from cryomotion.models.polish import posterior_mean
+
+    candidates = torch.tensor([[0.0, 0.0], [1.0, 2.0]])
+    energies = torch.tensor([[0.0, math.log(3.0)], [50.0, 0.0]])  # likelihoods 3:1, ~0:1
+    torch.testing.assert_close(
+        posterior_mean(energies, candidates), torch.tensor([[0.25, 0.5], [1.0, 2.0]])
+    )
+    # a prior 1:3 evens the first particle's likelihoods 3:1: the midpoint
+    masses = torch.tensor([0.25, 0.75])
+    torch.testing.assert_close(
+        posterior_mean(energies, candidates, masses)[0], torch.tensor([0.5, 1.0])
+    )
+
+
+def test_posterior_mean_search_recovers_the_amplitudes(particles, two_epochs):
+    """The grid of the test above, returned as the posterior mean instead of the best
+    point: as close to the truth as the grid's spacing, and closer than the encoder."""
+    from cryomotion.models.polish import polish
+
+    amplitudes = particles[3]
+    module = two_epochs.module.eval()
+    items = [particles[4][i] for i in range(64)]
+    batch = {k: torch.stack([item[k] for item in items]) for k in ("image", "rotation",
+             "shift", "ctf", "index")}  # fmt: skip
+    with torch.no_grad():
+        output = module(batch, render=False)
+    grid = torch.linspace(0.0, float(amplitudes.max()), 21)[:, None]
+    spacing = float(grid[1] - grid[0])
+    settings = PolishSettings(steps=0, candidates=len(grid), estimate="mean")
+    result = polish(module, batch, output.estimates, output.pose, "l2", settings,
+                    candidates=grid, candidate_masses=torch.full((21,), 1 / 21))  # fmt: skip
+    estimate = result.latents[:, 0].numpy()
+    truth = amplitudes[batch["index"].numpy()]
+    encoder_error = np.median(np.abs(output.estimates.mean_latents[:, 0].numpy() - truth))
+    assert np.median(np.abs(estimate - truth)) <= spacing
+    assert np.median(np.abs(estimate - truth)) < 0.5 * encoder_error
+    with pytest.raises(ValueError, match="estimate"):
+        PolishSettings(estimate="median")

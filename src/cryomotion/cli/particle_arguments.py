@@ -26,9 +26,7 @@ def add_particle_arguments(parser: argparse.ArgumentParser | argparse._ArgumentG
         help="amplitude contrast (fraction); default the file's, else 0 as RELION",
     )
     parser.add_argument("--voltage", type=real(above=0), help="voltage (kV) if the file has none")
-    parser.add_argument(
-        "--spherical-aberration", type=real(), help="Cs (mm) if the file has none"
-    )
+    parser.add_argument("--spherical-aberration", type=real(), help="Cs (mm) if the file has none")
     parser.add_argument("--dataset-dir", help="folder the image paths are relative to")
 
 

@@ -31,6 +31,15 @@ population (``latent_candidates``: k-means centres of the encoder's latents of t
 being predicted), scored by the same negative log posterior: a global search over what the
 decoder has learned, for an encoder that puts a particle on the wrong side of the landscape.
 
+With ``estimate`` "mean" the search returns instead each particle's posterior mean over
+the candidates: the population's k-means centres are a discrete prior (each weighted by
+the fraction of particles nearest it, an empirical-Bayes estimate of where particles are in
+the latent space), the likelihood weighs them (``posterior_mean``). The median Cα-RMSD is
+smallest for the posterior mean, not the most probable point, and a discrete prior drawn
+from the population keeps the estimate on what the decoder has learned instead of fitting
+the noise in d dimensions (measured on the hinge path at −20 dB, segments after 48 epochs:
+encoder 1.45 Å, best of 64 candidates 1.38 Å, their posterior mean 1.27 Å).
+
 Latent steps are in units of the deformation's ``latent_scale`` (for normal modes 1 Å RMS
 of the atoms; for a VAE one prior standard deviation); rotation steps degrees, shifts Å.
 """
@@ -50,6 +59,7 @@ from cryomotion.models.pose import compose_pose
 
 LIKELIHOODS = ("l2", "correlation")
 PRIORS = ("empirical", "none")
+ESTIMATES = ("map", "mean")
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class PolishSettings:
     final_rate: float = 0.1
     prior: str = "empirical"
     candidates: int = 0
+    estimate: str = "map"
 
     def __post_init__(self):
         if self.steps < 0:
@@ -81,6 +92,8 @@ class PolishSettings:
             raise ValueError(f"polish final rate {self.final_rate}: expected in (0, 1]")
         if self.prior not in PRIORS:
             raise ValueError(f"polish prior {self.prior!r}: expected one of {PRIORS}")
+        if self.estimate not in ESTIMATES:
+            raise ValueError(f"polish estimate {self.estimate!r}: expected one of {ESTIMATES}")
 
 
 class LatentPrior(NamedTuple):
@@ -159,6 +172,20 @@ def negative_log_likelihood(
     raise ValueError(f"likelihood {likelihood!r}: expected one of {LIKELIHOODS}")
 
 
+def posterior_mean(
+    energies: torch.Tensor, candidates: torch.Tensor, masses: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B, d) the posterior mean of the latents over a discrete prior: ``candidates``
+    (K, d) with prior ``masses`` (K,) (None: equal), each particle's negative log
+    likelihood of them ``energies`` (B, K) (noise σ = 1, so exp(−energy) is the
+    likelihood itself)."""
+    log_posterior = -energies.double()
+    if masses is not None:
+        log_posterior = log_posterior + masses.to(log_posterior).clamp_min(1e-30).log()
+    weights = torch.softmax(log_posterior, dim=1)
+    return (weights @ candidates.double()).to(candidates.dtype)
+
+
 class Polished(NamedTuple):
     """``latents`` (B, d) and ``pose`` (B,) after polishing; ``loss_before`` and
     ``loss_after`` (B,) the negative log posterior at the start and at the end."""
@@ -179,6 +206,7 @@ def polish(
     prior: LatentPrior | None = None,
     measured: torch.Tensor | None = None,
     candidates: torch.Tensor | None = None,
+    candidate_masses: torch.Tensor | None = None,
 ) -> Polished:
     """Polish the ``estimates`` of ``batch`` on ``model`` (an unwrapped ``MotionModel``).
 
@@ -224,13 +252,21 @@ def polish(
     with torch.no_grad():
         before = loss(rows)
         start_loss = before
+        scores = []
         for candidate in candidates.to(rows) if candidates is not None else ():
             trial = rows.clone()
             trial[:, :d] = candidate
             value = loss(trial)
+            scores.append(value)
             better = value < start_loss
             rows = torch.where(better[:, None], trial, rows)
             start_loss = torch.where(better, value, start_loss)
+        if settings.estimate == "mean" and scores:
+            rows = rows.clone()
+            rows[:, :d] = posterior_mean(
+                torch.stack(scores, dim=1), candidates.to(rows), candidate_masses
+            )
+            start_loss = loss(rows)
         table.values.copy_(rows)
     polished = table.optimize_rows(index, loss, settings.steps, final_rate=settings.final_rate)
     with torch.no_grad():

@@ -102,6 +102,10 @@ class ModelConfig:
     # before the steps, each particle starts from the best of its encoder's latents and
     # this many k-means centres of the population's latents (0: its own; a global search)
     polish_candidates: int = 0
+    # what the search returns: "map" (the most probable start) or "mean" (the posterior
+    # mean of the latents over the candidates, with the prior mass of the particles nearest
+    # each; Adam steps, if any, start there)
+    polish_estimate: str = "map"
     # how much of the learned motion the models keep, x_ref + α (x(z) − x_ref): the α of
     # these with the lowest loss on the held-out particles (train/motion_scale.py); [1.0]:
     # the models as learned
@@ -153,6 +157,7 @@ RESUMABLE = frozenset(
         "model.polish_shift_step",
         "model.polish_prior",
         "model.polish_candidates",
+        "model.polish_estimate",
         "model.motion_scales",
         "model.motion_scale_significance",
     }

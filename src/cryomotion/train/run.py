@@ -25,6 +25,7 @@ from cryomotion.models.intensity import MODES as INTENSITY_MODES
 from cryomotion.models.intensity import IntensityScale
 from cryomotion.models.motion_model import POSE_WIDTH, MotionModel
 from cryomotion.models.per_particle import ParticleState
+from cryomotion.models.polish import ESTIMATES as POLISH_ESTIMATES
 from cryomotion.models.polish import PRIORS as POLISH_PRIORS
 from cryomotion.models.polish import PolishSettings
 from cryomotion.models.pose import PoseMode
@@ -110,6 +111,11 @@ def check_config(config: RunConfig) -> None:
             config.model.polish_prior in POLISH_PRIORS,
             f"polish prior {config.model.polish_prior!r}: expected one of "
             + ", ".join(POLISH_PRIORS),
+        ),
+        (
+            config.model.polish_estimate in POLISH_ESTIMATES,
+            f"polish estimate {config.model.polish_estimate!r}: expected one of "
+            + ", ".join(POLISH_ESTIMATES),
         ),
         (config.training.epochs >= 0, f"--epochs {config.training.epochs}: expected >= 0"),
         (config.training.batch_size >= 1, f"--batch-size {config.training.batch_size} < 1"),
@@ -484,6 +490,7 @@ def train_run(
                 shift_step=config.model.polish_shift_step,
                 prior=config.model.polish_prior,
                 candidates=config.model.polish_candidates,
+                estimate=config.model.polish_estimate,
             ),
             patience=patience,
         )

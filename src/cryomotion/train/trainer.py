@@ -486,15 +486,16 @@ class Trainer:
 
     def polish_population(
         self, indices: np.ndarray
-    ) -> tuple[LatentPrior | None, torch.Tensor | None]:
+    ) -> tuple[LatentPrior | None, torch.Tensor | None, torch.Tensor | None]:
         """What the polish learns from the particles ``indices``: the latents' prior (a
         Gaussian fitted to the encoder's latents and a VAE's posterior variances; None with
-        prior "none") and the candidate starts (``latent_candidates``; None without)."""
+        prior "none"), the candidate starts (``latent_candidates``; None without) and the
+        fraction of the particles nearest each (their prior masses)."""
         settings = self.polish_settings
         if self.module.deformation.latent_dim == 0 or (
             settings.prior == "none" and settings.candidates == 0
         ):
-            return None, None
+            return None, None, None
         latents, variances = [], []
         loader = self._loader(_batches(indices, self.local_batch), seed=self.settings.seed)
         with torch.no_grad():
@@ -504,17 +505,20 @@ class Trainer:
                 if estimates.log_var is not None:
                     variances.append(estimates.log_var.float().exp().cpu())
         if not latents:
-            return None, None
+            return None, None, None
         latents = torch.cat(latents)
         prior = None
         if settings.prior != "none":
             prior = LatentPrior.empirical(latents, torch.cat(variances) if variances else None)
             prior = prior.to_device(self.context.device)
-        candidates = None
+        candidates = masses = None
         if settings.candidates:
             candidates = latent_candidates(latents, settings.candidates, seed=self.settings.seed)
+            nearest = torch.cdist(latents, candidates).argmin(dim=1)
+            masses = torch.bincount(nearest, minlength=len(candidates)).float() / len(latents)
             candidates = candidates.to(self.context.device)
-        return prior, candidates
+            masses = masses.to(self.context.device)
+        return prior, candidates, masses
 
     @torch.no_grad()
     def _evaluate_objective(self, indices: np.ndarray) -> float:
@@ -561,7 +565,9 @@ class Trainer:
             radius = visible_radius(renderer.box, renderer.pixel_size)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         polishing = polish and (self.polish_settings.steps or self.polish_settings.candidates)
-        prior, candidates = self.polish_population(mine) if polishing else (None, None)
+        prior, candidates, masses = (
+            self.polish_population(mine) if polishing else (None, None, None)
+        )
         likelihood = getattr(self.phase.objective, "real_likelihood", "l2")
         loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
         for batch in loader:
@@ -592,6 +598,7 @@ class Trainer:
                     prior=prior,
                     measured=output.measured,
                     candidates=candidates,
+                    candidate_masses=masses,
                 )
                 latents = polished.latents
                 estimates = estimates._replace(latents=latents[:, None], mean_latents=latents)
