@@ -93,10 +93,11 @@ def train(system: str, data: dict, args, folder: Path, polish: str) -> float:
     if system == "segments":
         config.deformation.segments = args.segments
     config = with_settings(config, args.set)
-    steps, prior, candidates = (polish.split(":") + ["", ""])[:3]
+    steps, prior, candidates, estimate = (polish.split(":") + ["", "", ""])[:4]
     config.model.polish_steps = int(steps)
     config.model.polish_prior = prior or "empirical"
     config.model.polish_candidates = int(candidates or 0)
+    config.model.polish_estimate = estimate or "map"
     config.model.polish_latent_step = args.polish_latent_step
     start = time.perf_counter()
     train_run(config, folder, resume=(folder / "config.yaml").is_file(), progress=False,
@@ -270,7 +271,9 @@ def markdown(results: dict, args, wall: float) -> str:
         "latents' prior a Gaussian fitted to the encoder's latents (empirical) or none "
         "(maximum likelihood); STEPS:PRIOR:K first moves each particle to the best of its own "
         "latents and K k-means centres of all particles' latents (a global search, "
-        "`model.polish_candidates`).",
+        "`model.polish_candidates`); STEPS:PRIOR:K:mean starts instead from the posterior "
+        "mean over the K centres, each weighted by its likelihood and the fraction of "
+        "particles nearest it (`model.polish_estimate`; 0 steps: the posterior mean itself).",
         "",
         "Columns (Cα, Å, medians over the particles): *RMSD* to the particle's true frame; "
         "*EMD* the EMD-RMSD of a subset; *sd pred / true* the spread of the predicted and "
@@ -352,8 +355,9 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS))
     parser.add_argument(
         "--polish", nargs="*", default=["30:empirical", "30:none"],
-        help="polishes to re-predict with, STEPS:PRIOR[:CANDIDATES] (prior empirical or "
-        "none; CANDIDATES k-means starts searched first)",
+        help="polishes to re-predict with, STEPS:PRIOR[:CANDIDATES[:ESTIMATE]] (prior "
+        "empirical or none; CANDIDATES k-means starts searched first; ESTIMATE map, the "
+        "best of them, or mean, the posterior mean over them)",
     )  # fmt: skip
     parser.add_argument("--polish-latent-step", type=float, default=0.05)
     parser.add_argument(

@@ -22,3 +22,13 @@ def test_a_finished_run_is_polished_on_resume(simulated, tmp_path):
     assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 1  # no more training
     assert yaml.safe_load((run / "config.yaml").read_text())["config"]["model"]["polish_steps"] == 5
     assert after.shape == before.shape and not np.allclose(after, before)
+    # then the posterior mean over population candidates, with no steps: each particle's
+    # latents lie inside the candidates' hull, so within the range of the population's
+    assert main(["train", "nma", "-o", str(run), "--resume", "--polish-steps", "0",
+                 "--polish-candidates", "8", "--polish-estimate", "mean",
+                 "--no-progress"]) == 0  # fmt: skip
+    config = yaml.safe_load((run / "config.yaml").read_text())["config"]["model"]
+    assert config["polish_estimate"] == "mean" and config["polish_candidates"] == 8
+    mean = np.load(run / "latents.npz")["latents"]
+    assert mean.shape == before.shape and not np.allclose(mean, before)
+    assert np.all(mean >= before.min(0) - 1e-4) and np.all(mean <= before.max(0) + 1e-4)

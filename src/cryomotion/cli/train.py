@@ -216,6 +216,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "latents and K k-means centres of all particles' latents (default 0: its own)",
     )
     model.add_argument(
+        "--polish-estimate",
+        choices=("map", "mean"),
+        help="with --polish-candidates: start from the best candidate (map, default) or from "
+        "the posterior mean over the candidates, each weighted by its likelihood and the "
+        "share of particles nearest it (mean; lower RMSD at low SNR)",
+    )
+    model.add_argument(
         "--norm",
         choices=("batch", "group"),
         help="encoder normalisation: batch (default, the seed's; SyncBatchNorm under torchrun "
@@ -340,6 +347,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "model.encoder": args.encoder,
         "model.polish_steps": args.polish_steps,
         "model.polish_candidates": args.polish_candidates,
+        "model.polish_estimate": args.polish_estimate,
         "model.norm": args.norm,
         "model.intensity_scale": args.intensity_scale,
         "training.epochs": args.epochs,
