@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import lsqr
 
 from cryomotion.deform.base import Deformation, Deformed
 from cryomotion.dynamics.mode_deformation import deform_along_modes
@@ -31,12 +29,6 @@ class NormalModeDeformation(Deformation):
         not a combination of a few elastic modes; it is, to a few hundredths of an Å, one
         of two or three fixed directions); each vector is used normalised, so amplitudes
         keep their units and the prior its meaning (mode k keeps λ_k).
-    node_weights : (atoms, nodes) the network's interpolation (``dynamics.interpolation``),
-        or None. With a rate and these weights the basis learns at the network's nodes,
-        (d, nodes, 3), and is extended to the atoms by them, as the ANM modes were: one
-        residue's atoms move together, and each learned value pools the gradient of all
-        the atoms that follow its node (about 8× fewer values than atoms × 3 for a
-        protein at Cα nodes), so a learned step carries more signal and less noise.
 
     The latents are the mode ``amplitudes`` z (B, d) in Å, in the convention of
     ``cryomotion.dynamics`` (``NormalModes.conformations``): |z| is the norm of the
@@ -59,7 +51,6 @@ class NormalModeDeformation(Deformation):
         eigenvalues: np.ndarray | torch.Tensor | None = None,
         prior_weight: float = 0.0,
         modes_lr: float = 0.0,
-        node_weights: sp.spmatrix | None = None,
     ):
         super().__init__()
         reference = torch.tensor(np.asarray(reference), dtype=torch.float32)
@@ -78,29 +69,7 @@ class NormalModeDeformation(Deformation):
         if not modes_lr >= 0:
             raise ValueError(f"modes learning rate {modes_lr}: expected >= 0")
         self.modes_lr = float(modes_lr)
-        self.learns_at_nodes = self.modes_lr > 0 and node_weights is not None
-        if self.learns_at_nodes:
-            weights = sp.coo_matrix(node_weights)
-            if weights.shape[0] != n_atoms:
-                raise ValueError(
-                    f"node weights of shape {weights.shape}, expected ({n_atoms}, nodes)"
-                )
-            self.register_buffer("modes", modes)  # the modes it started from
-            # the sparse weights as (atom, node, weight) triplets: plain buffers, which
-            # move between devices and are broadcast by DDP like any other
-            self.register_buffer(
-                "weight_atoms", torch.as_tensor(weights.row, dtype=torch.long), persistent=False
-            )
-            self.register_buffer(
-                "weight_nodes", torch.as_tensor(weights.col, dtype=torch.long), persistent=False
-            )
-            self.register_buffer(
-                "weight_values",
-                torch.as_tensor(weights.data, dtype=torch.float32),
-                persistent=False,
-            )
-            self.node_modes = torch.nn.Parameter(nodes_fitting(modes.numpy(), weights))
-        elif self.modes_lr > 0:
+        if self.modes_lr > 0:
             self.modes = torch.nn.Parameter(modes)
         else:
             self.register_buffer("modes", modes)
@@ -122,19 +91,14 @@ class NormalModeDeformation(Deformation):
         """(d, atoms, 3) the mode vectors the amplitudes move along (unit norm each)."""
         if not self.modes_lr:
             return self.modes
-        vectors = self.modes
-        if self.learns_at_nodes:
-            terms = self.node_modes[:, self.weight_nodes] * self.weight_values[:, None]
-            vectors = torch.zeros_like(self.modes).index_add(1, self.weight_atoms, terms)
-        norms = vectors.flatten(1).norm(dim=1).clamp_min(1e-12)
-        return vectors / norms[:, None, None]
+        norms = self.modes.flatten(1).norm(dim=1).clamp_min(1e-12)
+        return self.modes / norms[:, None, None]
 
     def parameter_groups(self, lr: float) -> list[dict]:
         """One group "modes" at ``modes_lr`` when the basis learns, else none."""
         if not self.modes_lr:
             return []
-        learned = self.node_modes if self.learns_at_nodes else self.modes
-        return [{"name": "modes", "params": [learned], "lr": self.modes_lr}]
+        return [{"name": "modes", "params": [self.modes], "lr": self.modes_lr}]
 
     def deform(self, latents: torch.Tensor) -> Deformed:
         """``latents`` = amplitudes (B, d) Å -> coords (B, atoms, 3) Å."""
@@ -145,16 +109,3 @@ class NormalModeDeformation(Deformation):
         scaled = latents.to(coords.dtype) / self.latent_scale
         energy = (scaled.square() * self.stiffness).sum(dim=-1).mean()
         return Deformed(coords, {"mode_prior": self.prior_weight * energy})
-
-
-def nodes_fitting(vectors: np.ndarray, weights: sp.spmatrix) -> torch.Tensor:
-    """(d, nodes, 3) node displacements whose extension by ``weights`` (atoms, nodes) is
-    closest, in least squares, to the all-atom ``vectors`` (d, atoms, 3)."""
-    weights = sp.csr_matrix(weights, dtype=np.float64)
-    d, n_nodes = len(vectors), weights.shape[1]
-    fitted = np.zeros((d, n_nodes, 3))
-    for mode in range(d):
-        for axis in range(3):
-            column = np.asarray(vectors[mode, :, axis], dtype=np.float64)
-            fitted[mode, :, axis] = lsqr(weights, column, atol=1e-10, btol=1e-10)[0]
-    return torch.tensor(fitted, dtype=torch.float32)

@@ -13,9 +13,7 @@ from pathlib import Path
 
 from cryomotion.deform.normal_modes import NormalModeDeformation
 from cryomotion.dynamics.anm import DEFAULT_KERNEL_WIDTH, compute_normal_modes
-from cryomotion.dynamics.interpolation import interpolation_weights
 from cryomotion.dynamics.modes import NormalModes
-from cryomotion.dynamics.nodes import select_nodes
 from cryomotion.errors import InputError
 from cryomotion.models.objectives import ReconstructionObjective
 from cryomotion.structure.model import AtomicModel
@@ -24,7 +22,6 @@ from cryomotion.systems.registry import System, SystemFlag
 log = logging.getLogger(__name__)
 
 MODES_FILE = "modes.npz"
-LEARNED_AT = ("atoms", "nodes")
 DEFAULT_MODES = 16  # seed 000's d
 
 
@@ -49,10 +46,6 @@ class NormalModeSettings:
     # Adam rate of the mode vectors (0: the ANM modes as computed, seed 000): the basis
     # starts at the ANM modes and learns the directions the data move along
     modes_lr: float = 0.0
-    # where the learned basis lives: "atoms" (every atom's displacement) or "nodes" (the
-    # network's nodes, extended to the atoms by the kernel of `kernel_width`, as the ANM
-    # modes are)
-    modes_learned_at: str = "atoms"
 
 
 def prepare(
@@ -93,22 +86,12 @@ def build_deformation(
             f"{settings.prior_weight}, deformation.modes_lr {settings.modes_lr}: expected "
             "values >= 0"
         )
-    if settings.modes_learned_at not in LEARNED_AT:
-        raise InputError(
-            f"deformation.modes_learned_at {settings.modes_learned_at!r}: expected one of "
-            + ", ".join(LEARNED_AT)
-        )
-    node_weights = None
-    if settings.modes_lr > 0 and settings.modes_learned_at == "nodes":
-        network = select_nodes(reference, modes.nodes)
-        node_weights = interpolation_weights(reference.coords, network, modes.kernel_width)
     return NormalModeDeformation(
         reference.coords,
         modes.vectors[:latent_dim],
         modes.eigenvalues[:latent_dim],
         settings.prior_weight,
         modes_lr=settings.modes_lr,
-        node_weights=node_weights,
     )
 
 
