@@ -234,3 +234,20 @@ def test_posterior_mean_search_recovers_the_amplitudes(particles, two_epochs):
     assert np.median(np.abs(estimate - truth)) < 0.5 * encoder_error
     with pytest.raises(ValueError, match="estimate"):
         PolishSettings(estimate="median")
+
+
+def test_candidate_masses_are_refitted_to_the_images():
+    """Particles from three overlapping classes (means 0, 1, 2, unit noise) in proportions
+    0.6 / 0.3 / 0.1: the EM recovers the proportions from the likelihoods alone, starting
+    from equal masses."""
+    from cryomotion.models.polish import fit_candidate_masses
+
+    generator = torch.Generator().manual_seed(0)
+    truth = torch.tensor([0.6, 0.3, 0.1])
+    means = torch.tensor([0.0, 1.0, 2.0])
+    classes = torch.multinomial(truth, 20000, replacement=True, generator=generator)
+    values = means[classes] + torch.randn(20000, generator=generator)
+    energies = 0.5 * (values[:, None] - means[None]).square()
+    fitted = fit_candidate_masses(energies, iterations=500)
+    torch.testing.assert_close(fitted, truth, atol=0.04, rtol=0)
+    assert float(fitted.sum()) == pytest.approx(1.0)

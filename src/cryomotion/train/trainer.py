@@ -27,7 +27,13 @@ from cryomotion.errors import InputError
 from cryomotion.imaging.likelihood import IMAGE_LOSSES
 from cryomotion.models.motion_model import MotionModel
 from cryomotion.models.objectives import ReconstructionObjective
-from cryomotion.models.polish import LatentPrior, PolishSettings, latent_candidates
+from cryomotion.models.polish import (
+    LatentPrior,
+    PolishSettings,
+    candidate_energies,
+    fit_candidate_masses,
+    latent_candidates,
+)
 from cryomotion.models.polish import polish as polish_estimates
 from cryomotion.models.schedule import Phase, phase_at, total_epochs
 from cryomotion.train.checkpoint import (
@@ -520,6 +526,55 @@ class Trainer:
             masses = masses.to(self.context.device)
         return prior, candidates, masses
 
+    def _prediction_start(self, batch: dict):
+        """(the model's output, its estimates, the pose) of ``batch`` (on the device) that
+        ``predict`` starts from: after an auto-decoder's inner loop, and with a pose table
+        the pose refined with the latents fixed."""
+        # an auto-decoder's inner loop (gradients on; rows written on this process only)
+        self.module.inference.infer(self.module, batch, self.phase, predict=True)
+        with torch.no_grad():
+            output = self.module(batch, render=False)
+        estimates, pose = output.estimates, output.pose
+        if self.module.pose_table is not None:
+            pose = self.module.refine_poses(
+                batch,
+                estimates,
+                self.image_loss,
+                self.predict_pose_steps,
+                write=False,
+                measured=output.measured,
+                final_rate=PREDICT_FINAL_RATE,
+            )
+        return output, estimates, pose
+
+    def _fit_candidate_masses(
+        self, indices: np.ndarray, candidates: torch.Tensor, masses: torch.Tensor, likelihood: str
+    ) -> torch.Tensor:
+        """The candidates' prior masses refitted to the images of the particles ``indices``
+        (``models.polish.fit_candidate_masses``), from ``masses``."""
+        energies = []
+        loader = self._loader(_batches(indices, self.local_batch), seed=self.settings.seed)
+        for batch in loader:
+            batch = self._to_device(batch)
+            output, _, pose = self._prediction_start(batch)
+            energies.append(
+                candidate_energies(
+                    self.module, batch, pose, candidates, likelihood, output.measured
+                ).cpu()
+            )
+        if not energies:
+            return masses
+        fitted = fit_candidate_masses(torch.cat(energies), masses)
+        log.info(
+            "polish: the prior masses of %d candidates refitted to %d images (largest %.3f, "
+            "%d above 1%%)",
+            len(fitted),
+            len(indices),
+            float(fitted.max()),
+            int((fitted > 0.01).sum()),
+        )
+        return fitted.to(candidates.device)
+
     @torch.no_grad()
     def _evaluate_objective(self, indices: np.ndarray) -> float:
         """Mean per-image loss of the phase's own objective over ``indices`` (all processes),
@@ -569,24 +624,12 @@ class Trainer:
             self.polish_population(mine) if polishing else (None, None, None)
         )
         likelihood = getattr(self.phase.objective, "real_likelihood", "l2")
+        if candidates is not None and self.polish_settings.estimate == "mean":
+            masses = self._fit_candidate_masses(mine, candidates, masses, likelihood)
         loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
         for batch in loader:
             batch = self._to_device(batch)
-            # an auto-decoder's inner loop (gradients on; rows written on this process only)
-            self.module.inference.infer(self.module, batch, self.phase, predict=True)
-            with torch.no_grad():
-                output = self.module(batch, render=False)
-            estimates, pose = output.estimates, output.pose
-            if self.module.pose_table is not None:
-                pose = self.module.refine_poses(
-                    batch,
-                    estimates,
-                    self.image_loss,
-                    self.predict_pose_steps,
-                    write=False,
-                    measured=output.measured,
-                    final_rate=PREDICT_FINAL_RATE,
-                )
+            output, estimates, pose = self._prediction_start(batch)
             if polishing:
                 polished = polish_estimates(
                     self.module,
