@@ -322,7 +322,8 @@ def observations(results: dict, args) -> list[str]:
             best[system] = min(options)
         value, system, steps = min(best.values())
         rigid = cell[args.systems[0]]["encoder"]["median_baseline"]
-        worse = [f"{s} ({fmt(v)} Å)" for s, (v, _, _) in best.items() if v > rigid]
+        # within 0.001 Å of the reference is the reference itself (float32 decoding)
+        worse = [f"{s} ({fmt(v)} Å)" for s, (v, _, _) in best.items() if v > rigid + 1e-3]
         gain = {
             s: cell[s]["encoder"]["median_rmsd"]
             - min(
@@ -341,8 +342,10 @@ def observations(results: dict, args) -> list[str]:
             met = value - limit <= targets[snr]
             text += f"; target within {targets[snr]:g} Å: {'met' if met else '**not met**'}"
         text += f"); the polish closed {closed}; "
+        level = [s for s, (v, _, _) in best.items() if abs(v - rigid) < 1e-3]
         text += ("worse than the rigid reference: " + ", ".join(worse)) if worse else (
-            "every system below the rigid reference")  # fmt: skip
+            "no system worse than the rigid reference"
+            + (f" ({', '.join(level)} returned it: motion scale 0)" if level else ""))  # fmt: skip
         lines.append(text + ".")
     return lines
 
