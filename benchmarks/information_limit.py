@@ -300,7 +300,8 @@ def markdown(results: dict, args, wall: float) -> str:
                         else f"{seconds / 60:.1f} min")  # fmt: skip
                 lines.append(
                     f"| {snr:g} | {system} | {steps} | {fmt(r['median_rmsd'])} | "
-                    f"{fmt(r['emd_rmsd'])} | {fmt(r['r_lid'])} | "
+                    # r of models that do not vary (the reference for all) is undefined
+                    f"{fmt(r['emd_rmsd'])} | {fmt(r['r_lid'] if r['sd_pred'] > 1e-6 else None)} | "
                     f"{fmt(r['sd_pred'])} / {fmt(r['sd_true'])} | {limit_text} | "
                     f"{fmt(entry['ceiling'])} | {fmt(r['median_baseline'])} | {when} |"
                 )
