@@ -170,10 +170,13 @@ def test_latent_candidates_are_the_cluster_centres():
     assert latent_candidates(points[:2], 5).shape == (2, 2)  # no more than the points
 
 
-def test_candidate_search_finds_the_likelihood_best_start(particles, two_epochs):
+@pytest.mark.parametrize("estimate", ["map", "mean"])
+def test_candidate_search_recovers_the_amplitudes(particles, two_epochs, estimate):
     """With a grid of candidate amplitudes and no steps, each particle starts from the
     grid point nearest its true amplitude (SNR 1: the likelihood picks it), never worse in
-    loss than the encoder's estimate."""
+    loss than the encoder's estimate (map); or from its posterior mean over the grid with
+    equal masses (mean): either as close to the truth as the grid's spacing, and closer
+    than the encoder."""
     from cryomotion.models.polish import polish
 
     amplitudes = particles[3]
@@ -185,14 +188,19 @@ def test_candidate_search_finds_the_likelihood_best_start(particles, two_epochs)
         output = module(batch, render=False)
     grid = torch.linspace(0.0, float(amplitudes.max()), 21)[:, None]
     spacing = float(grid[1] - grid[0])
-    result = polish(module, batch, output.estimates, output.pose, "l2",
-                    PolishSettings(steps=0, candidates=len(grid)), candidates=grid)  # fmt: skip
+    settings = PolishSettings(steps=0, candidates=len(grid), estimate=estimate)
+    result = polish(module, batch, output.estimates, output.pose, "l2", settings,
+                    candidates=grid, candidate_masses=torch.full((21,), 1 / 21))  # fmt: skip
     chosen = result.latents[:, 0].numpy()
     truth = amplitudes[batch["index"].numpy()]
     encoder_error = np.median(np.abs(output.estimates.mean_latents[:, 0].numpy() - truth))
     assert np.median(np.abs(chosen - truth)) <= spacing
     assert np.median(np.abs(chosen - truth)) < 0.5 * encoder_error
-    assert torch.all(result.loss_after <= result.loss_before)
+    if estimate == "map":
+        assert torch.all(result.loss_after <= result.loss_before)
+    else:
+        with pytest.raises(ValueError, match="estimate"):
+            PolishSettings(estimate="median")
 
 
 def test_posterior_mean_over_candidates_weighs_likelihood_and_prior_mass():
@@ -208,32 +216,6 @@ def test_posterior_mean_over_candidates_weighs_likelihood_and_prior_mass():
     torch.testing.assert_close(
         posterior_mean(energies, candidates, masses)[0], torch.tensor([0.5, 1.0])
     )
-
-
-def test_posterior_mean_search_recovers_the_amplitudes(particles, two_epochs):
-    """The grid of the test above, returned as the posterior mean instead of the best
-    point: as close to the truth as the grid's spacing, and closer than the encoder."""
-    from cryomotion.models.polish import polish
-
-    amplitudes = particles[3]
-    module = two_epochs.module.eval()
-    items = [particles[4][i] for i in range(64)]
-    batch = {k: torch.stack([item[k] for item in items]) for k in ("image", "rotation",
-             "shift", "ctf", "index")}  # fmt: skip
-    with torch.no_grad():
-        output = module(batch, render=False)
-    grid = torch.linspace(0.0, float(amplitudes.max()), 21)[:, None]
-    spacing = float(grid[1] - grid[0])
-    settings = PolishSettings(steps=0, candidates=len(grid), estimate="mean")
-    result = polish(module, batch, output.estimates, output.pose, "l2", settings,
-                    candidates=grid, candidate_masses=torch.full((21,), 1 / 21))  # fmt: skip
-    estimate = result.latents[:, 0].numpy()
-    truth = amplitudes[batch["index"].numpy()]
-    encoder_error = np.median(np.abs(output.estimates.mean_latents[:, 0].numpy() - truth))
-    assert np.median(np.abs(estimate - truth)) <= spacing
-    assert np.median(np.abs(estimate - truth)) < 0.5 * encoder_error
-    with pytest.raises(ValueError, match="estimate"):
-        PolishSettings(estimate="median")
 
 
 def test_candidate_masses_are_refitted_to_the_images():
