@@ -551,7 +551,8 @@ class Trainer:
         self, indices: np.ndarray, candidates: torch.Tensor, masses: torch.Tensor, likelihood: str
     ) -> torch.Tensor:
         """The candidates' prior masses refitted to the images of the particles ``indices``
-        (``models.polish.fit_candidate_masses``), from ``masses``."""
+        (``models.polish.fit_candidate_masses``), from ``masses``: a pass over the images
+        before ``predict``'s own (an auto-decoder's inner loop runs in both)."""
         energies = []
         loader = self._loader(_batches(indices, self.local_batch), seed=self.settings.seed)
         for batch in loader:
