@@ -220,7 +220,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("map", "mean"),
         help="with --polish-candidates: start from the best candidate (map, default) or from "
         "the posterior mean over the candidates, each weighted by its likelihood and the "
-        "share of particles nearest it (mean; lower RMSD at low SNR)",
+        "share of particles nearest it (mean)",
     )
     model.add_argument(
         "--norm",

@@ -41,7 +41,9 @@ median Cα-RMSD is smallest for the posterior mean, not the most probable point,
 discrete prior drawn from the population keeps the estimate on what the decoder has
 learned instead of fitting the noise in d dimensions (measured on the hinge path at
 −20 dB, segments after 48 epochs: encoder 1.45 Å, best of 64 candidates 1.38 Å, their
-posterior mean 1.27 Å, 1.25 Å with the refitted masses; docs/results.md).
+posterior mean 1.27 Å, 1.26 Å with the refitted masses; but in one of three training seeds
+every candidate-based estimate was worse than the encoder, 1.88 against 1.68 Å:
+docs/results.md, information_limit).
 
 Latent steps are in units of the deformation's ``latent_scale`` (for normal modes 1 Å RMS
 of the atoms; for a VAE one prior standard deviation); rotation steps degrees, shifts Å.
