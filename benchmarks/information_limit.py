@@ -86,18 +86,24 @@ def simulate(snr_db: float, args, folder: Path) -> dict:
     return {**unit, "raw": raw}
 
 
-def train(system: str, data: dict, args, folder: Path, polish: str) -> float:
-    """Train (if not done) or re-predict ``folder`` with the polish ``polish``
-    ("STEPS:PRIOR[:CANDIDATES]", "0": none); seconds taken."""
-    config = configure(system, data, args, "fitted", args.epochs)
-    if system == "segments":
-        config.deformation.segments = args.segments
-    config = with_settings(config, args.set)
+def set_polish(config, polish: str) -> None:
+    """``config.model``'s polish from ``polish`` = "STEPS:PRIOR[:CANDIDATES[:ESTIMATE]]"
+    ("0": none; PRIOR empirical by default, ESTIMATE map)."""
     steps, prior, candidates, estimate = (polish.split(":") + ["", "", ""])[:4]
     config.model.polish_steps = int(steps)
     config.model.polish_prior = prior or "empirical"
     config.model.polish_candidates = int(candidates or 0)
     config.model.polish_estimate = estimate or "map"
+
+
+def train(system: str, data: dict, args, folder: Path, polish: str) -> float:
+    """Train (if not done) or re-predict ``folder`` with the polish ``polish``
+    (``set_polish``); seconds taken."""
+    config = configure(system, data, args, "fitted", args.epochs)
+    if system == "segments":
+        config.deformation.segments = args.segments
+    config = with_settings(config, args.set)
+    set_polish(config, polish)
     config.model.polish_latent_step = args.polish_latent_step
     start = time.perf_counter()
     train_run(config, folder, resume=(folder / "config.yaml").is_file(), progress=False,

@@ -28,7 +28,7 @@ import torch
 
 from cryomotion.train.results import load_run
 from cryomotion.train.run import train_run
-from information_limit import add_dataset_arguments, fmt, score, simulate
+from information_limit import add_dataset_arguments, fmt, score, set_polish, simulate
 from report import write_section
 from snr_sweep import configure, renormalise
 
@@ -55,11 +55,7 @@ def one(name: str, args) -> dict:
     result = score(args.system, run_dir, paths, args)
     result["motion_scale"] = load_run(run_dir).motion_scale
     if args.polish:
-        steps, prior, candidates, estimate = (args.polish.split(":") + ["", "", ""])[:4]
-        config.model.polish_steps = int(steps)
-        config.model.polish_prior = prior or "empirical"
-        config.model.polish_candidates = int(candidates or 0)
-        config.model.polish_estimate = estimate or "map"
+        set_polish(config, args.polish)
         train_run(config, run_dir, resume=True, progress=False,
                   command_line=f"benchmarks/units_check.py --polish {args.polish}")  # fmt: skip
         result["polished"] = score(args.system, run_dir, paths, args)

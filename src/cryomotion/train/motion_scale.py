@@ -58,13 +58,19 @@ def choose_motion_scale(
     the lowest loss alone)."""
     per_particle = held_out_losses(trainer, predictions, held_out, scales)
     losses = {scale: float(values.mean()) for scale, values in per_particle.items()}
-    best = min(reversed(scales), key=lambda scale: losses[scale])
+    best = lowest_loss_scale(losses)
     if best != 0.0 and 0.0 in per_particle and significance > 0:
         gain = per_particle[0.0] - per_particle[best]
         error = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else np.inf
         if not gain.mean() > significance * error:
             return 0.0, losses
     return best, losses
+
+
+def lowest_loss_scale(losses: dict[float, float]) -> float:
+    """The α of ``losses`` (α -> mean loss) with the lowest loss; ties go to the larger α
+    (the model as learned)."""
+    return min(sorted(losses, reverse=True), key=lambda scale: losses[scale])
 
 
 @torch.no_grad()

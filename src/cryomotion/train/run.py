@@ -41,7 +41,7 @@ from cryomotion.train.distributed import (
     init_distributed,
     shutdown,
 )
-from cryomotion.train.motion_scale import choose_motion_scale
+from cryomotion.train.motion_scale import choose_motion_scale, lowest_loss_scale
 from cryomotion.train.results import run_particles
 from cryomotion.train.run_dir import (
     NewRunFolder,
@@ -324,7 +324,7 @@ def held_out_motion_scale(
         len(test),
         ", ".join(f"{value:g}: {loss:.6g}" for value, loss in losses.items()),
     )
-    best = min(reversed(scales), key=lambda value: losses[value])
+    best = lowest_loss_scale(losses)
     if scale == 0.0 and best != 0.0:
         log.warning(
             "the learned motion (α = %g) lowers the held-out loss by less than %g standard "
