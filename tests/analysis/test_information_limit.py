@@ -17,6 +17,9 @@ from cryomotion.analysis.information_limit import (
     information_limit,
     limit_from_posterior,
 )
+from cryomotion.analysis.metrics import per_particle_rmsd
+from cryomotion.errors import InputError
+from cryomotion.imaging.fourier import cropped_noise_std, fourier_crop
 from cryomotion.imaging.renderer import AtomRenderer
 from cryomotion.simulate.conformations import uniform_rotations
 from cryomotion.structure.io import read_model
@@ -56,6 +59,7 @@ def two_frames(adk_open_path, adk_closed_path):
                         ctf[:8].repeat_interleave(2, 0)).reshape(8, 2, BOX, BOX)  # fmt: skip
     difference = float((pair[:, 1] - pair[:, 0]).square().sum((-2, -1)).sqrt().median())
     return dict(frames=frames, frames_t=frames_t, renderer=renderer, prior=prior, true=true,
+                renderer_model=open_state.with_coords(reference),
                 rotations=rotations, shifts=shifts, ctf=ctf, clean=clean,
                 sigma=difference / 2.0)  # fmt: skip
 
@@ -84,6 +88,27 @@ def test_the_posterior_is_calibrated_with_the_true_noise(two_frames):
     assert 0.6 < hit < 0.95  # the frames are neither certain nor indistinguishable
     assert abs(hit - agreement) < 0.015
     np.testing.assert_allclose(posterior.mean(0), two_frames["prior"], atol=0.05)
+
+
+def test_the_posterior_of_cropped_images_is_calibrated_with_the_cropped_noise(two_frames):
+    """Images Fourier-cropped 24 -> 12 px and rendered at 12 px: calibrated with the
+    cropped noise's σ (cropped_noise_std), under-confident with the uncropped one's."""
+    sigma = two_frames["sigma"]
+    generator = torch.Generator().manual_seed(3)
+    noisy = two_frames["clean"] + sigma * torch.randn(two_frames["clean"].shape,
+                                                      generator=generator)  # fmt: skip
+    images = fourier_crop(noisy, BOX // 2)
+    renderer = AtomRenderer.from_model(two_frames["renderer_model"], BOX // 2, PIXEL_SIZE * 2,
+                                       coarse=True)  # fmt: skip
+    args = (two_frames["frames_t"], two_frames["prior"], two_frames["rotations"],
+            two_frames["shifts"], two_frames["ctf"], renderer)  # fmt: skip
+    cropped_sigma = cropped_noise_std(sigma, BOX, BOX // 2)
+    hit, agreement = calibration(frame_posterior(images, *args, cropped_sigma).numpy(),
+                                 two_frames["true"])  # fmt: skip
+    assert 0.55 < hit < 0.95 and abs(hit - agreement) < 0.015
+    hit, agreement = calibration(frame_posterior(images, *args, sigma).numpy(),
+                                 two_frames["true"])  # fmt: skip
+    assert hit - agreement > 0.025  # σ of the uncropped images: under-confident
 
 
 def test_a_wrong_noise_level_breaks_the_calibration(two_frames):
@@ -118,3 +143,36 @@ def test_information_limit_of_a_simulated_dataset(simulate_with_cli, adk_closed_
     np.testing.assert_array_equal(result.map_frame, truth["frame_index"])
     assert result.summary()["median_limit"] < 0.05
     np.testing.assert_allclose(result.posterior.sum(1), 1.0)
+
+
+def test_estimates_made_of_other_models_are_scored_against_the_true_frames(two_frames):
+    """A sharp posterior on the true frame, but each frame's model is the other frame:
+    the estimate is the other frame, its error their distance."""
+    sigma, true, frames = two_frames["sigma"], two_frames["true"], two_frames["frames"]
+    sharp = posterior_at(two_frames, sigma / 100, sigma / 100)
+    swapped = frames[::-1]
+    limit, best, map_rmsd, width = limit_from_posterior(sharp, frames, true, models=swapped)
+    expected = per_particle_rmsd(frames[1 - true], frames[true])
+    np.testing.assert_allclose(limit, expected, atol=1e-6)
+    np.testing.assert_allclose(map_rmsd, expected, atol=1e-9)
+    assert width.max() < 1e-3  # the posterior is as sharp as before
+    with pytest.raises(ValueError, match="expected the frames'"):
+        limit_from_posterior(sharp, frames, true, models=frames[:1])
+
+
+def test_the_limit_with_the_frames_as_models_or_the_full_box_is_unchanged(
+    simulate_with_cli, adk_closed_path
+):
+    folder = simulate_with_cli("limit", adk_closed_path, 4, 12, 24, 4.0, snr="100")
+    truth = np.load(folder / "ground_truth.npz")
+    plain = information_limit(folder, progress=False)
+    same = information_limit(folder, progress=False, models=truth["frame_coords"], box=24)
+    np.testing.assert_array_equal(same.posterior, plain.posterior)
+    np.testing.assert_array_equal(same.posterior_mean_rmsd, plain.posterior_mean_rmsd)
+    # a 16-px crop (8 Å Nyquist) still tells these frames apart at SNR 100
+    cropped = information_limit(folder, progress=False, box=16)
+    np.testing.assert_array_equal(cropped.map_frame, truth["frame_index"])
+    with pytest.raises(InputError, match="box 25: expected an even size"):
+        information_limit(folder, progress=False, box=25)
+    with pytest.raises(InputError, match="models of shape"):
+        information_limit(folder, progress=False, models=truth["frame_coords"][:2])

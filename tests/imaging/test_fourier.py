@@ -1,8 +1,11 @@
+import math
+
 import pytest
 import torch
 
 from cryomotion.errors import InputError
 from cryomotion.imaging.fourier import (
+    cropped_noise_std,
     fft_frequencies,
     fourier_crop,
     fourier_shift,
@@ -90,3 +93,17 @@ def test_crop_rejects_growth():
     with pytest.raises(InputError):
         fourier_crop(torch.zeros(1, 8, 8), 10)
     assert torch.equal(fourier_crop(torch.ones(1, 8, 8), 8), torch.ones(1, 8, 8))
+
+
+@pytest.mark.parametrize(("box", "new_box"), [(64, 32), (64, 16), (96, 64), (32, 30)])
+def test_cropped_noise_std_matches_cropped_white_noise(box, new_box):
+    generator = torch.Generator().manual_seed(1)
+    noise = 2.5 * torch.randn(400, box, box, generator=generator, dtype=torch.float64)
+    measured = float(fourier_crop(noise, new_box).std())
+    samples = 400 * new_box**2
+    # the standard error of a std estimated from n Gaussian samples is std / sqrt(2n)
+    assert measured == pytest.approx(cropped_noise_std(2.5, box, new_box),
+                                     rel=4 / math.sqrt(2 * samples))  # fmt: skip
+    assert cropped_noise_std(2.5, box, box) == 2.5
+    with pytest.raises(ValueError, match="even size"):
+        cropped_noise_std(1.0, box, new_box + 1)

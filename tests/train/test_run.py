@@ -64,3 +64,15 @@ def test_mlp_encoder_setting_reaches_the_encoder(run):
     assert isinstance(_model(run, "nma", coarse=False).inference.encoder.features, ConvEncoder)
     with pytest.raises(InputError, match="--encoder 'vgg'"):
         check_config(with_overrides(load_config(RunPaths(run).config), {"model.encoder": "vgg"}))
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("training.lr_schedule", "step", "--lr-schedule 'step': expected one of constant, cosine"),
+        ("training.lr_final", 0.0, r"lr final 0.0: expected a fraction in \(0, 1\]"),
+    ],
+)
+def test_a_bad_learning_rate_schedule_is_named(run, setting, value, message):
+    with pytest.raises(InputError, match=message):
+        check_config(with_overrides(load_config(RunPaths(run).config), {setting: value}))

@@ -93,6 +93,39 @@ def test_resume_extends_a_finished_run(tiny_problem, tmp_path):
     assert_same(parameters(extended.module), reference)
 
 
+def test_a_cosine_schedule_ends_each_phase_at_its_final_rate(tiny_problem, tmp_path):
+    seen = []
+
+    def record(trainer):
+        def on_step(epoch, batch):
+            seen.append((trainer.phase_index, trainer.optimizer.param_groups[0]["lr"]))
+
+        return on_step
+
+    dataset, make_model = tiny_problem
+    trainer = Trainer(
+        make_model(), dataset, TRAIN, TEST, settings(lr_schedule="cosine", lr_final=0.2),
+        progress=False, schedule=two_phases(),
+    )  # fmt: skip
+    trainer.on_step = record(trainer)
+    trainer.fit()
+    # 56 particles in batches of 16: 4 steps an epoch; phase 0 one epoch, phase 1 two
+    assert [phase for phase, _ in seen] == [0] * 4 + [1] * 8
+    rates = [lr for _, lr in seen]
+    assert rates[0] == pytest.approx(1e-3) and rates[4] == pytest.approx(1e-3)
+    assert rates[3] == pytest.approx(2e-4) and rates[-1] == pytest.approx(2e-4)
+    assert all(b < a for a, b in zip(rates[4:], rates[5:], strict=False))
+
+
+def test_a_cosine_run_resumed_mid_phase_equals_an_uninterrupted_one(tiny_problem, tmp_path):
+    changes = dict(lr_schedule="cosine", checkpoint_every=2)
+    reference = run(tiny_problem, tmp_path / "a", **changes)
+    with pytest.raises(Killed):
+        run(tiny_problem, tmp_path / "b", kill_at=(1, 1), **changes)
+    resumed = run(tiny_problem, tmp_path / "b", seed=99, resume=True, **changes)
+    assert_same(parameters(resumed.module), parameters(reference.module))
+
+
 def test_batch_must_split_across_processes(tiny_problem):
     from cryomotion.train.distributed import DistributedContext
 

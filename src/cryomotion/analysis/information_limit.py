@@ -15,6 +15,17 @@ X̄ minimises the expected squared error given the image, so no estimator beats 
 average; its RMSD to the particle's true frame is the *limit*. Reported beside it: the
 maximum-a-posteriori frame (the best single frame for the particle) and the posterior's
 width, sqrt(Σ_f w_f RMSD(X_f, X̄)²), the error the posterior expects of X̄.
+
+The same exact inference with less than the truth tells where a method's gap to the limit
+comes from:
+
+- ``box``: the images Fourier-cropped to the box a method trains on (the frequencies it
+  never sees), the likelihood with the cropped noise's σ;
+- ``models``: each frame replaced by what a deformation can make of it (M_f, e.g. the
+  frame's projection on d normal modes, or its learned segments each fitted rigidly); the
+  posterior over the frames is computed from the models' images, and its mean
+  Σ_f w_f M_f is scored against the true frames: the best any inference can do with that
+  deformation, knowing the path.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from tqdm import tqdm
 
 from cryomotion.analysis.metrics import per_particle_rmsd
 from cryomotion.errors import InputError
+from cryomotion.imaging.fourier import cropped_noise_std, fourier_crop
 from cryomotion.imaging.renderer import AtomRenderer
 from cryomotion.structure.io import read_model
 
@@ -94,20 +106,28 @@ class InformationLimit:
 
 
 def limit_from_posterior(
-    posterior: np.ndarray, frames: np.ndarray, true_frame: np.ndarray
+    posterior: np.ndarray,
+    frames: np.ndarray,
+    true_frame: np.ndarray,
+    models: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(posterior mean RMSD, MAP frame, MAP RMSD, posterior width), each (n,), from the
-    posterior (n, F), the frames (F, atoms, 3) Å (the atoms scored) and the true frames (n,)."""
+    posterior (n, F), the frames (F, atoms, 3) Å (the atoms scored) and the true frames (n,);
+    with ``models`` (F, atoms, 3) the estimates are made of them instead of the frames (and
+    still scored against the true frames)."""
     posterior = np.asarray(posterior, dtype=np.float64)
     frames = np.asarray(frames, dtype=np.float64)
+    models = frames if models is None else np.asarray(models, dtype=np.float64)
+    if models.shape != frames.shape:
+        raise ValueError(f"models of shape {models.shape}; expected the frames' {frames.shape}")
     truth = frames[true_frame]
-    mean = np.einsum("nf,fac->nac", posterior, frames)
+    mean = np.einsum("nf,fac->nac", posterior, models)
     limit = per_particle_rmsd(mean, truth)
     best = posterior.argmax(axis=1)
-    map_rmsd = per_particle_rmsd(frames[best], truth)
-    # squared deviation of each frame from each particle's posterior mean (no superposition:
-    # X̄ and the frames share a frame, and the posterior variance is about that mean)
-    squared = ((frames[None] - mean[:, None]) ** 2).sum(-1).mean(-1)  # (n, F)
+    map_rmsd = per_particle_rmsd(models[best], truth)
+    # squared deviation of each model from each particle's posterior mean (no superposition:
+    # X̄ and the models share a frame, and the posterior variance is about that mean)
+    squared = ((models[None] - mean[:, None]) ** 2).sum(-1).mean(-1)  # (n, F)
     width = np.sqrt((posterior * squared).sum(axis=1))
     return limit, best, map_rmsd, width
 
@@ -118,13 +138,18 @@ def information_limit(
     atoms: str = "ca",
     batch_size: int = 16,
     progress: bool = True,
+    models: np.ndarray | None = None,
+    box: int | None = None,
 ) -> InformationLimit:
     """The information limit of the simulated dataset in folder ``dataset`` (written by
     ``cryomotion simulate``: ``ground_truth.npz``, ``particles.mrcs``, ``reference.pdb``
     or ``.cif``), for the particles ``particles`` (default all).
 
     ``atoms``: "ca" scores Cα atoms, "all" every atom. The likelihood uses every atom
-    (the images were rendered from them) and the simulator's noise σ.
+    (the images were rendered from them) and the simulator's noise σ. ``models`` (F, atoms,
+    3) Å: what to render and average for each frame instead of the frame itself (every
+    atom of the reference, in its order); ``box`` (px, even, at most the images'): the
+    images Fourier-cropped to it first (module docstring).
     """
     folder = Path(dataset)
     truth_path = folder / "ground_truth.npz"
@@ -139,24 +164,36 @@ def information_limit(
         raise InputError(f"{folder}: no reference.pdb or reference.cif")
     reference = read_model(reference_path)
     frames = fields["frame_coords"]
+    if models is not None and np.shape(models) != frames.shape:
+        raise InputError(
+            f"models of shape {np.shape(models)}: expected the {frames.shape} of "
+            f"{truth_path}'s frame_coords"
+        )
+    rendered = frames if models is None else np.asarray(models)
     noise_std = float(fields["noise_std"])
     if not noise_std > 0:
         raise InputError(f"{truth_path}: noise_std {noise_std}: clean images have no limit")
     with mrcfile.mmap(folder / "particles.mrcs", mode="r", permissive=True) as mrc:
         stack = mrc.data
-        box, pixel_size = stack.shape[-1], float(mrc.voxel_size.x)
+        full_box, pixel_size = stack.shape[-1], float(mrc.voxel_size.x)
+        box = full_box if box is None else int(box)
+        if box % 2 or not 2 <= box <= full_box:
+            raise InputError(f"box {box}: expected an even size of at most {full_box} px")
+        if box != full_box:
+            noise_std = cropped_noise_std(noise_std, full_box, box)
         if particles is None:
             particles = np.arange(stack.shape[0])
         particles = np.asarray(particles, dtype=np.int64)
-        renderer = AtomRenderer.from_model(reference, box, pixel_size)
-        frames_t = torch.as_tensor(frames, dtype=torch.float32)
+        renderer = AtomRenderer.from_model(reference, box, pixel_size * full_box / box)
+        frames_t = torch.as_tensor(rendered, dtype=torch.float32)
         parts = []
         for start in tqdm(range(0, len(particles), batch_size), disable=not progress,
                           desc="information limit", unit="batch"):  # fmt: skip
             index = particles[start : start + batch_size]
+            images = torch.as_tensor(np.asarray(stack[index], dtype=np.float32))
             parts.append(
                 frame_posterior(
-                    torch.as_tensor(np.asarray(stack[index], dtype=np.float32)),
+                    fourier_crop(images, box) if box != full_box else images,
                     frames_t,
                     fields["frame_probability"],
                     torch.as_tensor(fields["rotations"][index]),
@@ -174,6 +211,9 @@ def information_limit(
     else:
         raise ValueError(f"atoms {atoms!r}: expected 'ca' or 'all'")
     limit, best, map_rmsd, width = limit_from_posterior(
-        posterior, frames[:, selection], fields["frame_index"][particles]
+        posterior,
+        frames[:, selection],
+        fields["frame_index"][particles],
+        None if models is None else rendered[:, selection],
     )
     return InformationLimit(particles, posterior, limit, best, map_rmsd, width)

@@ -239,6 +239,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--epochs", type=integer(0), help="epochs (default 20)")
     training.add_argument("--batch-size", type=integer(1), help="global batch size (default 256)")
     training.add_argument("--lr", type=real(above=0), help="Adam learning rate (default 1e-3)")
+    training.add_argument(
+        "--lr-schedule",
+        choices=("constant", "cosine"),
+        help="constant (default), or cosine: each phase's rate falls along a half cosine to "
+        "a tenth of --lr (training.lr_final) by its last step",
+    )
     training.add_argument("--seed", type=integer(0), help="random seed (default 0)")
     training.add_argument("--device", help="auto (default: CUDA if present), cpu, cuda:N")
     training.add_argument(
@@ -353,6 +359,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "training.epochs": args.epochs,
         "training.batch_size": args.batch_size,
         "training.lr": args.lr,
+        "training.lr_schedule": args.lr_schedule,
         "training.seed": args.seed,
         "training.device": args.device,
         "training.workers": args.workers,

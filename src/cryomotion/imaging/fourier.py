@@ -144,3 +144,18 @@ def fourier_crop(images: torch.Tensor, new_box: int) -> torch.Tensor:
         )
     cropped = cropped * _origin_phase(new_box, new_box // 2, True, cropped)
     return torch.fft.irfft2(cropped * (new_box / box) ** 2, s=(new_box, new_box))
+
+
+def cropped_noise_std(noise_std: float, box: int, new_box: int) -> float:
+    """Std of white noise of std ``noise_std`` in (box, box) images after ``fourier_crop``
+    to an even ``new_box`` < box: noise_std · (new_box/box) · sqrt(1 − 1/new_box).
+
+    The crop keeps new_box² of the box² Fourier components and rescales them by
+    (new_box/box)², which leaves (new_box/box)² of the variance per pixel; the Nyquist row
+    (an average of two components) and the Nyquist column (its real part) each carry half
+    the variance of the others, new_box of the new_box² components' worth together."""
+    if new_box == box:
+        return float(noise_std)
+    if new_box % 2 or not 2 <= new_box < box:
+        raise ValueError(f"crop to {new_box} px from {box} px: expected an even size below it")
+    return float(noise_std) * (new_box / box) * math.sqrt(1.0 - 1.0 / new_box)

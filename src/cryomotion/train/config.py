@@ -122,6 +122,10 @@ class TrainingConfig:
     epochs: int = 20
     batch_size: int = 256  # global: split evenly across processes under torchrun
     lr: float = 1e-3  # Adam learning rate
+    # "constant", or "cosine": each phase's rate falls along a half cosine from lr to
+    # lr_final × lr by the phase's last step (less SGD noise left in the final model)
+    lr_schedule: str = "constant"
+    lr_final: float = 0.1
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda", "cuda:1"
     workers: int = -1  # data-loading processes per training process; -1: 0 on CPU, 4 on CUDA

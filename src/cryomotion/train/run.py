@@ -41,6 +41,7 @@ from cryomotion.train.distributed import (
     init_distributed,
     shutdown,
 )
+from cryomotion.train.lr_schedule import LR_SCHEDULES
 from cryomotion.train.motion_scale import choose_motion_scale, lowest_loss_scale
 from cryomotion.train.results import run_particles
 from cryomotion.train.run_dir import (
@@ -120,6 +121,15 @@ def check_config(config: RunConfig) -> None:
         (config.training.epochs >= 0, f"--epochs {config.training.epochs}: expected >= 0"),
         (config.training.batch_size >= 1, f"--batch-size {config.training.batch_size} < 1"),
         (config.training.lr > 0, f"--lr {config.training.lr}: expected > 0"),
+        (
+            config.training.lr_schedule in LR_SCHEDULES,
+            f"--lr-schedule {config.training.lr_schedule!r}: expected one of "
+            + ", ".join(LR_SCHEDULES),
+        ),
+        (
+            0 < config.training.lr_final <= 1,
+            f"lr final {config.training.lr_final}: expected a fraction in (0, 1]",
+        ),
         (config.training.seed >= 0, f"--seed {config.training.seed}: expected an integer >= 0"),
         (
             getattr(config.deformation, "segments", 1) >= 1,

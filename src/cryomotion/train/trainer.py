@@ -13,6 +13,7 @@ states and the position in the epoch, so a killed run resumes exactly where it s
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,7 @@ from cryomotion.train.distributed import (
     barrier,
     gather_arrays,
 )
+from cryomotion.train.lr_schedule import learning_rate_factor
 from cryomotion.train.metrics import MetricsLog
 from cryomotion.train.sanity import (
     OUTSIDE_ATOMS,
@@ -127,6 +129,9 @@ class Trainer:
         if len(train_indices) == 0:
             raise InputError("no particles to train on (expected a non-empty training set)")
         self.local_batch = settings.batch_size // world
+        # DistributedSampler gives each process ceil(n / world) particles an epoch
+        per_process = math.ceil(len(train_indices) / world)
+        self.batches_per_epoch = math.ceil(per_process / self.local_batch)
         self.dataset = dataset
         self.train_indices = np.asarray(train_indices, dtype=np.int64)
         self.test_indices = np.asarray(test_indices, dtype=np.int64)
@@ -203,7 +208,26 @@ class Trainer:
         ]
         if not groups:
             raise InputError(f"phase {phase.name!r} trains no parameters (groups {phase.train})")
-        return torch.optim.Adam(groups, lr=self.settings.lr)
+        optimizer = torch.optim.Adam(groups, lr=self.settings.lr)
+        # each group's own starting rate, which the schedule scales (a restored optimizer
+        # state brings the decayed rates of its last step)
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        return optimizer
+
+    def _schedule_learning_rate(self) -> None:
+        """Set each group's rate for the step about to be taken (``training.lr_schedule``):
+        its progress through the current phase, counted in batches."""
+        if self.settings.lr_schedule == "constant":
+            return
+        _, start = phase_at(self.schedule, self.epoch)
+        per_epoch = max(self.batches_per_epoch, 1)
+        done = (self.epoch - start) * per_epoch + self.batch
+        total = max(self.phase.epochs * per_epoch - 1, 1)
+        factor = learning_rate_factor(
+            self.settings.lr_schedule, done / total, self.settings.lr_final
+        )
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * factor
 
     def _enter_phase(self, epoch: int) -> None:
         """Switch to the phase of ``epoch`` (a fresh optimizer) if it is not the current one."""
@@ -338,6 +362,7 @@ class Trainer:
         loss = self.phase.objective(self.model, batch, self.phase)
         self.optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
+        self._schedule_learning_rate()
         self.optimizer.step()
         if self.module.pose_table is not None and loss.output is not None:
             self.module.refine_poses(batch, loss.output.estimates, self.image_loss, self.pose_steps)
