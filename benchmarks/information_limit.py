@@ -25,6 +25,11 @@ them
   (``seed001_adk.rigid_floor``), per particle by its true frame;
 * **rigid**: the reference model itself.
 
+Where a gap lies (``decomposition``; alone, for runs already trained, with
+``--decompose``): the same exact inference with the images Fourier-cropped to the training
+box, and with each frame replaced by the run's ceiling model (``ceiling_models``), at the
+full and the training box: what the crop, the deformation and the inference each cost.
+
 Results go to the ``information_limit`` section of docs/results.md.
 
 Usage::
@@ -32,6 +37,7 @@ Usage::
     python benchmarks/information_limit.py --workdir /tmp/limit
     python benchmarks/information_limit.py --particles 200 --epochs 1 --snr-db -10 \\
         --limit-particles 20 --workdir /tmp/limit_smoke --no-write          # smoke test
+    python benchmarks/information_limit.py --workdir /tmp/limit --decompose  # trained runs
 """
 
 from __future__ import annotations
