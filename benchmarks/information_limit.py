@@ -21,8 +21,8 @@ them
   no method does better on average;
 * **ceiling**: the best the system's latent space can do for the true frames — nma: each
   frame superposed onto the reference and projected onto the d modes; segments: each
-  learned segment (hard assignment) superposed on its own onto the frame
-  (``seed001_adk.rigid_floor``), per particle by its true frame;
+  learned segment (hard assignment) superposed on its own onto the frame by its Cα atoms
+  (``ceiling_models``), per particle by its true frame;
 * **rigid**: the reference model itself.
 
 Where a gap lies (``decomposition``; alone, for runs already trained, with

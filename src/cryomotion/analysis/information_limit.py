@@ -177,9 +177,9 @@ def information_limit(
         stack = mrc.data
         full_box, pixel_size = stack.shape[-1], float(mrc.voxel_size.x)
         box = full_box if box is None else int(box)
-        if box % 2 or not 2 <= box <= full_box:
-            raise InputError(f"box {box}: expected an even size of at most {full_box} px")
         if box != full_box:
+            if box % 2 or not 2 <= box < full_box:
+                raise InputError(f"box {box}: expected an even size of at most {full_box} px")
             noise_std = cropped_noise_std(noise_std, full_box, box)
         if particles is None:
             particles = np.arange(stack.shape[0])
