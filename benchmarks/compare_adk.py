@@ -42,10 +42,13 @@ from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset  # no
 from cryomotion.simulate.paths import adk_hinge_path  # noqa: E402
 from cryomotion.systems.registry import SYSTEMS  # noqa: E402
 from cryomotion.workflows.compare import CompareSettings, run_compare  # noqa: E402
+from information_limit import ceilings as ceilings_of  # noqa: E402
 from report import DOCS, write_section  # noqa: E402
 from snr_sweep import renormalise  # noqa: E402
 
 PATHS = {"linear": adk_morph, "hinge": adk_hinge_path}
+# systems whose latent space is a projection (normal modes, rigid segments), with a ceiling
+CEILING_SYSTEMS = ("nma", "segments", "deephemnma")
 PATH_NAMES = {"linear": "linear morph", "hinge": "hinge path (LID, then NMP)"}
 
 
@@ -97,6 +100,23 @@ def motion_scales(folder: Path, systems: list[str]) -> dict[str, float]:
     return scales
 
 
+def ceilings(folder: Path, systems: list[str]) -> dict[str, float]:
+    """Each run's deformation ceiling: the median over the particles of the Cα-RMSD of the
+    closest conformation its latent space holds to the particle's true frame
+    (``information_limit.ceiling_models``: normal modes and segments; NaN for decoders of
+    every atom or a flow field, whose latent space is no projection)."""
+    truth_path = folder / "raw" / "ground_truth.npz"
+    with np.load(truth_path, allow_pickle=False) as truth:
+        frame_index = truth["frame_index"]
+    values = {}
+    for name in systems:
+        run_dir = folder / "compare" / name
+        values[name] = float("nan")
+        if (run_dir / "latents.npz").is_file() and name in CEILING_SYSTEMS:
+            values[name] = float(np.median(ceilings_of(name, run_dir, truth_path)[frame_index]))
+    return values
+
+
 def read_table(path: Path) -> dict[str, dict[str, float]]:
     with open(path) as handle:
         return {
@@ -126,7 +146,13 @@ def figure(results: dict, systems: list[str], path: Path) -> Path:
 
 
 def markdown(
-    results: dict, limits: dict, scales: dict, systems: list[str], args, seconds: float
+    results: dict,
+    limits: dict,
+    scales: dict,
+    systems: list[str],
+    args,
+    seconds: float,
+    ceiling: dict | None = None,
 ) -> str:
     lines = [
         "## compare_adk: every system on the same particles (`benchmarks/compare_adk.py`)",
@@ -184,6 +210,23 @@ def markdown(
             "–" if not np.isfinite(row.get(n, np.nan)) else f"{row[n]:.2f}" for n in systems
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if ceiling:
+        lines += [
+            "",
+            "Deformation ceiling of each run (the median over the particles of the Cα-RMSD, "
+            "Å, of the closest conformation its latent space holds to the particle's true "
+            "frame: the projection on its normal modes, or its learned segments each fitted "
+            "rigidly; – for AtomVAE's and 3DFlex's decoders, whose latent space is no "
+            "projection):",
+            "",
+            "| dataset | " + " | ".join(systems) + " |",
+            "|---|" + "---:|" * len(systems),
+        ]
+        for label in results:
+            row = ceiling.get(label, {})
+            cells = ["–" if not np.isfinite(row.get(n, np.nan)) else f"{row[n]:.2f}"
+                     for n in systems]  # fmt: skip
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "![compare_adk](figures/compare_adk.png)", ""]
     lines += ["What the table says, dataset by dataset (computed from it):", ""]
     for label, table in results.items():
@@ -243,6 +286,7 @@ def main() -> None:
     results: dict[str, dict[str, dict[str, float]]] = {}
     limits: dict[str, dict[str, float]] = {}
     scales: dict[str, dict[str, float]] = {}
+    ceiling: dict[str, dict[str, float]] = {}
     for path in args.paths:
         for snr_db in args.snr_db:
             label = f"{path} {snr_db:g} dB"
@@ -252,6 +296,7 @@ def main() -> None:
                     results[label] = read_table(folder / "compare" / "compare.tsv")
                     limits[label] = limit(folder, args.limit_particles, args.seed)
                     scales[label] = motion_scales(folder, args.systems)
+                    ceiling[label] = ceilings(folder, args.systems)
                 continue
             data = dataset(path, snr_db, args, folder)
             settings = CompareSettings(
@@ -265,8 +310,11 @@ def main() -> None:
             results[label] = read_table(folder / "compare" / "compare.tsv")
             limits[label] = limit(folder, args.limit_particles, args.seed)
             scales[label] = motion_scales(folder, args.systems)
+            ceiling[label] = ceilings(folder, args.systems)
             print(label, results[label], limits[label], flush=True)
-    text = markdown(results, limits, scales, args.systems, args, time.perf_counter() - start)
+    text = markdown(
+        results, limits, scales, args.systems, args, time.perf_counter() - start, ceiling
+    )
     print(text)
     if not args.no_write:
         figure(results, args.systems, DOCS / "figures" / "compare_adk.png")

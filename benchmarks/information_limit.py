@@ -118,14 +118,16 @@ def train(system: str, data: dict, args, folder: Path, polish: str) -> float:
 
 def ceiling_models(system: str, run_dir: Path, truth_path: Path) -> np.ndarray:
     """(frames, atoms, 3) Å: for each true frame the closest conformation the run's latent
-    space holds, placed on the frame — nma: the frame's projection on the run's modes (in
-    the reference's frame, then superposed back onto the frame); segments: each learned
-    segment (hard assignment) moved rigidly onto the frame by the fit of its Cα atoms."""
+    space holds, placed on the frame — normal modes (nma, deephemnma): the frame's
+    projection on the run's modes (in the reference's frame, then superposed back onto the
+    frame); segments: each learned segment (hard assignment) moved rigidly onto the frame
+    by the fit of its Cα atoms. ``system`` is the run's system, for the message of one
+    whose latent space is neither."""
     run = load_run(run_dir)
     with np.load(truth_path, allow_pickle=False) as truth:
         frames = truth["frame_coords"].astype(np.float64)
     reference = run.reference.coords.astype(np.float64)
-    if system == "nma":
+    if hasattr(run.deformation, "basis"):  # normal modes (nma, deephemnma)
         # the run's basis: the ANM modes, or what they learned (not orthogonal then)
         with torch.no_grad():
             basis = run.deformation.basis().double().numpy()
@@ -135,6 +137,8 @@ def ceiling_models(system: str, run_dir: Path, truth_path: Path) -> np.ndarray:
         amplitudes = np.linalg.lstsq(modes.T, displacement.T, rcond=None)[0].T
         projected = reference + (amplitudes @ modes).reshape(frames.shape)
         return superpose(projected, frames)
+    if not (run_dir / MEMBERSHIP_FILE).is_file():
+        raise ValueError(f"{system} ({run_dir}): no modes or segments, no ceiling to project on")
     with np.load(run_dir / MEMBERSHIP_FILE, allow_pickle=False) as saved:
         segments = saved["membership"].argmax(axis=1)[run.reference.residue_index]
     is_ca = np.zeros(len(reference), dtype=bool)
