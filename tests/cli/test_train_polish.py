@@ -32,3 +32,30 @@ def test_a_finished_run_is_polished_on_resume(simulated, tmp_path):
     mean = np.load(run / "latents.npz")["latents"]
     assert mean.shape == before.shape and not np.allclose(mean, before)
     assert np.all(mean >= before.min(0) - 1e-4) and np.all(mean <= before.max(0) + 1e-4)
+
+
+def test_a_run_trained_on_crops_is_polished_at_the_stacks_box(simulated, tmp_path, capsys):
+    """--polish-box: the posterior mean compares the models with the 32-px images of a run
+    trained on 16-px crops; the same search at the training box gives other latents."""
+    run = tmp_path / "run"
+    assert main([
+        "train", "nma", str(simulated / "particles.star"), str(simulated / "reference.pdb"),
+        "-o", str(run), "--epochs", "1", "--batch-size", "8", "--modes", "2", "--workers", "0",
+        "--box", "16", "--no-progress",
+    ]) == 0  # fmt: skip
+    search = ["--polish-candidates", "8", "--polish-estimate", "mean", "--no-progress"]
+    assert main(["train", "nma", "-o", str(run), "--resume", *search]) == 0
+    at_training_box = np.load(run / "latents.npz")["latents"]
+    assert main(["train", "nma", "-o", str(run), "--resume", *search, "--polish-box", "32"]) == 0
+    at_full_box = np.load(run / "latents.npz")["latents"]
+    log = (run / "train.log").read_text()
+    assert "polish: models compared with the images at 32 px (3 Å/px; training 16 px)" in log
+    assert at_full_box.shape == at_training_box.shape
+    assert not np.allclose(at_full_box, at_training_box)
+    config = yaml.safe_load((run / "config.yaml").read_text())["config"]["model"]
+    assert config["polish_box"] == 32
+    capsys.readouterr()
+    assert main(["train", "nma", "-o", str(run), "--resume", *search, "--polish-box", "34"]) == 2
+    assert "--polish-box 34: expected an even size of at most the stacks' 32 px" in (
+        capsys.readouterr().err
+    )

@@ -461,3 +461,18 @@ def test_pose_helpers():
     assert torch.equal(rotations_, torch.eye(3).expand(4, 3, 3)) and (shifts_ == 0).all()
     with pytest.raises(ValueError):
         Pose(torch.zeros(2, 3, 3), torch.zeros(3, 2)).check()
+
+
+def test_a_renderer_at_another_box_draws_the_same_object(adk):
+    """``at_box``: the same scatterers and rotation centre on a coarser grid, which equals
+    the Fourier crop of the finer rendering."""
+    fine = AtomRenderer.from_model(adk, 96, 1.0, rotation_center=[46.0, 50.0, 48.0])
+    coarse = fine.at_box(48, 2.0)
+    assert (coarse.box, coarse.pixel_size, coarse.requested_projection) == (48, 2.0, "auto")
+    assert torch.equal(coarse.rotation_center, fine.rotation_center)
+    coords = torch.tensor(centred(adk, 96, 1.0))
+    rotation = rotations(2, seed=11)
+    shifts = torch.tensor([[0.4, -1.2], [2.0, 0.3]], dtype=torch.float64)
+    cropped = fourier_crop(fine(coords, rotation, shifts), 48)
+    direct = coarse(coords, rotation, shifts)
+    assert torch.allclose(cropped, direct, atol=1e-10 * direct.abs().max().item())

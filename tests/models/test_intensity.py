@@ -136,3 +136,29 @@ def test_fitted_scale_is_the_least_squares_solution():
         assert abs(float(a[i]) - float(expected)) < 1e-4
     # an anticorrelated image gets scale 0, not a negative one
     assert float(fitted_scale(rendered[:1], -rendered[:1])[0]) == 0.0
+
+
+def test_the_scale_for_other_images_puts_renderings_in_their_units():
+    """The same particles at two crops: data = A·rendered + noise at either (a Fourier crop
+    keeps pixel values' meaning, not the noise's σ). A scale whose gain maps the 32-px
+    renderings onto the normalised 32-px images, converted for the 64-px images
+    (``for_images``), maps the 64-px renderings onto those: gain A/σ64 there."""
+    from cryomotion.imaging.fourier import fourier_crop
+
+    generator = torch.Generator().manual_seed(4)
+    rendered64 = blob_images(n=200, box=64, seed=4).double() * 3.0
+    amplitude, sigma = 40.0, 5.0
+    measured64 = amplitude * rendered64 + sigma * torch.randn(rendered64.shape,
+                                                              generator=generator,
+                                                              dtype=torch.float64)  # fmt: skip
+    measured32 = fourier_crop(measured64, 32)
+    scale = IntensityScale(1, "fitted")
+    scale.calibrate(measured32.float(), fourier_crop(rendered64, 32).float(),
+                    torch.zeros(200, dtype=torch.long))  # fmt: skip
+    other = scale.for_images(measured64.float(), "64-px images")
+    assert abs(float(other.noise_sigma) / sigma - 1) < 0.03
+    assert abs(float(other.log_gain.exp()) / (amplitude / sigma) - 1) < 0.05
+    # the original is untouched, and a "none" scale stays one
+    assert abs(float(scale.noise_sigma) / (sigma / 2) - 1) < 0.05
+    none = IntensityScale(1, "none").for_images(measured64.float(), "64-px images")
+    assert float(none.noise_sigma) == 1.0

@@ -223,6 +223,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "share of particles nearest it (mean)",
     )
     model.add_argument(
+        "--polish-box",
+        type=integer(2),
+        help="compare the polish's models with the images at this box (px; default: the "
+        "training box; the stacks' box uses the frequencies a run trained on Fourier crops "
+        "never saw)",
+    )
+    model.add_argument(
         "--norm",
         choices=("batch", "group"),
         help="encoder normalisation: batch (default, the seed's; SyncBatchNorm under torchrun "
@@ -354,6 +361,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "model.polish_steps": args.polish_steps,
         "model.polish_candidates": args.polish_candidates,
         "model.polish_estimate": args.polish_estimate,
+        "model.polish_box": args.polish_box,
         "model.norm": args.norm,
         "model.intensity_scale": args.intensity_scale,
         "training.epochs": args.epochs,

@@ -146,6 +146,7 @@ class AtomRenderer(torch.nn.Module):
             )
         if projection not in PROJECTIONS:
             raise InputError(f"projection {projection!r}: expected one of {', '.join(PROJECTIONS)}")
+        self.requested_projection = projection  # "auto" is decided again at another box
         self.projection = self._choose_projection(projection, a.shape[0])
         # "auto" keeps float64 inputs exact: they take the direct sum whatever the size.
         self.exact_float64 = projection == "auto"
@@ -170,6 +171,15 @@ class AtomRenderer(torch.nn.Module):
         freq_y, freq_x = fft_frequencies(self.box, self.pixel_size, rfft=True, dtype=torch.float64)
         self.register_buffer("freq_y", freq_y, persistent=False)
         self.register_buffer("freq_x", freq_x, persistent=False)
+
+    def at_box(self, box: int, pixel_size: float) -> AtomRenderer:
+        """The same scatterers, rotation centre (Å) and choice of projection ("auto" chosen
+        again for the new grid) drawn on a (box, box) grid of ``pixel_size`` Å: e.g. the
+        full images of a run trained on Fourier crops (the pixel values keep their meaning,
+        so the two agree below the smaller grid's Nyquist frequency)."""
+        center = self.rotation_center.detach().cpu().numpy()
+        renderer = type(self)(self.scatterers, box, pixel_size, center, self.requested_projection)
+        return renderer.to(self.rotation_center.device)
 
     def _choose_projection(self, projection: str, n_types: int) -> str:
         """``projection``, or for "auto" the method the cost model predicts faster; logs it."""

@@ -105,6 +105,21 @@ class IntensityScale(nn.Module):
         return noise_sigma
 
     @torch.no_grad()
+    def for_images(self, measured: torch.Tensor, source: str) -> IntensityScale:
+        """This scale for other images of the same particles (another Fourier crop of the
+        same stacks, whose pixel values keep their meaning): their own noise σ' measured on
+        ``measured`` (B, D', D'), and the gains converted so that a rendered image lands in
+        their normalised units, gain · σ/σ' (the images in data units are gain · σ times
+        the renderer's, whatever the crop)."""
+        scale = type(self)(len(self.log_gain), self.mode).to(self.log_gain.device)
+        scale.load_state_dict(self.state_dict())
+        if self.mode == "none":
+            return scale
+        sigma = scale._set_noise_sigma(measured, source)
+        scale.log_gain.add_(math.log(float(self.noise_sigma) / sigma))
+        return scale
+
+    @torch.no_grad()
     def calibrate(
         self,
         measured: torch.Tensor,

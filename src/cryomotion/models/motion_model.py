@@ -14,6 +14,7 @@ rotations with the pose (``geometry.superposition``).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ from torch import nn
 from cryomotion.deform.base import Deformation
 from cryomotion.geometry.superposition import superpose_onto
 from cryomotion.imaging.pose import Pose
+from cryomotion.imaging.renderer import AtomRenderer
 from cryomotion.models.inference import AmortizedEncoder, Estimates, Inference
 from cryomotion.models.intensity import IntensityScale, fitted_scale
 from cryomotion.models.per_particle import ParticleState
@@ -102,6 +104,16 @@ class MotionModel(nn.Module):
         return cls(inference, deformation, renderer, intensity, pose_table)
 
     # -- parameters -------------------------------------------------------------------
+    def drawn_with(self, renderer: AtomRenderer, intensity: IntensityScale) -> MotionModel:
+        """A view of this model that draws its images with ``renderer`` and ``intensity``
+        (e.g. on the full images of a run trained on Fourier crops) and shares everything
+        else: the inference, the deformation, the pose table, their parameters."""
+        view = copy.copy(self)
+        view._modules = dict(self._modules)  # a shallow copy shares the dict of submodules
+        view.renderer = renderer
+        view.intensity = intensity
+        return view
+
     def parameter_groups(self, lr: float) -> list[dict]:
         """Named optimizer groups ("inference", "intensity", then the deformation's), each a
         dict with ``name``, ``params`` and ``lr``; parameters that do not train are left out."""

@@ -106,6 +106,9 @@ class ModelConfig:
     # mean of the latents over the candidates, with the prior mass of the particles nearest
     # each; Adam steps, if any, start there)
     polish_estimate: str = "map"
+    # the box (px) the polish compares models with images at: None, the training box; the
+    # stacks' own box to use the frequencies a run trained on Fourier crops never saw
+    polish_box: int | None = None
     # how much of the learned motion the models keep, x_ref + α (x(z) − x_ref): the α of
     # these with the lowest loss on the held-out particles (train/motion_scale.py); [1.0]:
     # the models as learned
@@ -162,6 +165,7 @@ RESUMABLE = frozenset(
         "model.polish_prior",
         "model.polish_candidates",
         "model.polish_estimate",
+        "model.polish_box",
         "model.motion_scales",
         "model.motion_scale_significance",
     }

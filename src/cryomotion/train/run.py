@@ -421,6 +421,20 @@ def train_run(
             invert_contrast=config.data.invert_data,
             preload=config.data.preload,
         )
+        polish_dataset = None
+        polish_box = config.model.polish_box
+        if polish_box is not None and polish_box != dataset.box:
+            if polish_box % 2 or not 2 <= polish_box <= table.box_size:
+                raise InputError(
+                    f"--polish-box {polish_box}: expected an even size of at most the stacks' "
+                    f"{table.box_size} px"
+                )
+            polish_dataset = ParticleDataset(
+                table,
+                box=polish_box,
+                invert_contrast=config.data.invert_data,
+                preload=config.data.preload,
+            )
         if not (resume and paths.config.is_file()):
             # the user's model, before the run folder is written
             reference = read_model(config.reference)
@@ -502,6 +516,7 @@ def train_run(
                 candidates=config.model.polish_candidates,
                 estimate=config.model.polish_estimate,
             ),
+            polish_dataset=polish_dataset,
             patience=patience,
         )
         trainer.fit(resume=resume)

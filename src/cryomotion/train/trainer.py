@@ -110,6 +110,7 @@ class Trainer:
         predict_pose_steps: int = 40,
         polish_settings: PolishSettings | None = None,
         patience: int | None = None,
+        polish_dataset: Dataset | None = None,
     ):
         self.context = context or DistributedContext()
         self.settings = settings
@@ -120,6 +121,8 @@ class Trainer:
         self.pose_steps = pose_steps
         self.predict_pose_steps = predict_pose_steps
         self.polish_settings = polish_settings or PolishSettings()
+        # the same particles at the box the polish compares with (None: the training box)
+        self.polish_dataset = polish_dataset
         world = self.context.world_size
         if settings.batch_size < world or settings.batch_size % world:
             raise InputError(
@@ -244,12 +247,14 @@ class Trainer:
         return IMAGE_LOSSES[getattr(objective, "real_likelihood", "l2")](rendered, measured)
 
     # -- data -------------------------------------------------------------------------
-    def _loader(self, batches: list[list[int]], seed: int) -> DataLoader:
+    def _loader(
+        self, batches: list[list[int]], seed: int, dataset: Dataset | None = None
+    ) -> DataLoader:
         workers = self.settings.workers
         if workers < 0:  # auto: the CPU is busy training; a GPU needs images fed to it
             workers = 4 if self.context.device.type == "cuda" else 0
         return DataLoader(
-            self.dataset,
+            self.dataset if dataset is None else dataset,
             batch_sampler=batches,
             num_workers=workers,
             pin_memory=self.context.device.type == "cuda",
@@ -551,6 +556,47 @@ class Trainer:
             masses = masses.to(self.context.device)
         return prior, candidates, masses
 
+    def _paired_batches(self, indices: np.ndarray, paired: bool = True):
+        """(batch, polish batch) of the particles ``indices`` on the device, in batches of
+        this process's size: the polish batch holds the same particles from the polish
+        dataset (None without one, or without ``paired``)."""
+        batches = _batches(indices, self.local_batch)
+        loader = self._loader(batches, seed=self.settings.seed)
+        if self.polish_dataset is None or not paired:
+            for batch in loader:
+                yield self._to_device(batch), None
+            return
+        others = self._loader(batches, seed=self.settings.seed, dataset=self.polish_dataset)
+        for batch, other in zip(loader, others, strict=True):
+            yield self._to_device(batch), self._to_device(other)
+
+    def _polish_model(self, indices: np.ndarray) -> MotionModel:
+        """The model the polish compares with the images: the model itself, or with a polish
+        dataset a view of it that draws at that dataset's box (``AtomRenderer.at_box``),
+        with the intensity scale converted to those images' noise σ, measured on up to 512
+        of the particles ``indices`` (``IntensityScale.for_images``)."""
+        if self.polish_dataset is None:
+            return self.module
+        data = self.polish_dataset
+        sample = np.sort(np.asarray(indices, dtype=np.int64))[:512]
+        images = torch.cat(
+            [b["image"] for b in self._loader(_batches(sample, self.local_batch), 0, data)]
+        )
+        renderer = self.module.renderer.at_box(data.box, data.pixel_size)
+        intensity = self.module.intensity.for_images(
+            images.to(self.context.device), f"the particles at the polish box of {data.box} px"
+        )
+        if self.context.is_main:
+            log.info(
+                "polish: models compared with the images at %d px (%.4g Å/px; training %d px), "
+                "noise σ %.4g data units there",
+                data.box,
+                data.pixel_size,
+                self.module.renderer.box,
+                float(intensity.noise_sigma),
+            )
+        return self.module.drawn_with(renderer, intensity)
+
     def _prediction_start(self, batch: dict):
         """(the model's output, its estimates, the pose) of ``batch`` (on the device) that
         ``predict`` starts from: after an auto-decoder's inner loop, and with a pose table
@@ -573,20 +619,23 @@ class Trainer:
         return output, estimates, pose
 
     def _fit_candidate_masses(
-        self, indices: np.ndarray, candidates: torch.Tensor, masses: torch.Tensor, likelihood: str
+        self,
+        indices: np.ndarray,
+        candidates: torch.Tensor,
+        masses: torch.Tensor,
+        likelihood: str,
+        model: MotionModel,
     ) -> torch.Tensor:
         """The candidates' prior masses refitted to the images of the particles ``indices``
         (``models.polish.fit_candidate_masses``), from ``masses``: a pass over the images
-        before ``predict``'s own (an auto-decoder's inner loop runs in both)."""
+        before ``predict``'s own (an auto-decoder's inner loop runs in both); ``model`` the
+        one the polish compares with (``_polish_model``)."""
         energies = []
-        loader = self._loader(_batches(indices, self.local_batch), seed=self.settings.seed)
-        for batch in loader:
-            batch = self._to_device(batch)
+        for batch, other in self._paired_batches(indices):
             output, _, pose = self._prediction_start(batch)
+            target, measured = self._polish_target(model, batch, other, output)
             energies.append(
-                candidate_energies(
-                    self.module, batch, pose, candidates, likelihood, output.measured
-                ).cpu()
+                candidate_energies(model, target, pose, candidates, likelihood, measured).cpu()
             )
         if not energies:
             return masses
@@ -600,6 +649,14 @@ class Trainer:
             int((fitted > 0.01).sum()),
         )
         return fitted.to(candidates.device)
+
+    @staticmethod
+    def _polish_target(model: MotionModel, batch: dict, other: dict | None, output):
+        """(the batch, its normalised images) the polish compares ``model``'s images with:
+        the polish dataset's ``other`` where there is one, else ``batch`` itself."""
+        if other is None:
+            return batch, output.measured
+        return other, model.intensity.normalize(other["image"])
 
     @torch.no_grad()
     def _evaluate_objective(self, indices: np.ndarray) -> float:
@@ -650,22 +707,22 @@ class Trainer:
             self.polish_population(mine) if polishing else (None, None, None)
         )
         likelihood = getattr(self.phase.objective, "real_likelihood", "l2")
+        polish_model = self._polish_model(indices) if polishing else self.module
         if candidates is not None and self.polish_settings.estimate == "mean":
-            masses = self._fit_candidate_masses(mine, candidates, masses, likelihood)
-        loader = self._loader(_batches(mine, self.local_batch), seed=self.settings.seed)
-        for batch in loader:
-            batch = self._to_device(batch)
+            masses = self._fit_candidate_masses(mine, candidates, masses, likelihood, polish_model)
+        for batch, other in self._paired_batches(mine, paired=bool(polishing)):
             output, estimates, pose = self._prediction_start(batch)
             if polishing:
+                target, measured = self._polish_target(polish_model, batch, other, output)
                 polished = polish_estimates(
-                    self.module,
-                    batch,
+                    polish_model,
+                    target,
                     estimates,
                     pose,
                     likelihood,
                     self.polish_settings,
                     prior=prior,
-                    measured=output.measured,
+                    measured=measured,
                     candidates=candidates,
                     candidate_masses=masses,
                 )
