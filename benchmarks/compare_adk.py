@@ -145,6 +145,17 @@ def figure(results: dict, systems: list[str], path: Path) -> Path:
     return path
 
 
+def per_system_table(values: dict, labels: list[str], systems: list[str]) -> list[str]:
+    """A markdown table of one number per dataset (``values[label][system]``, 2 decimals;
+    – where missing or not finite)."""
+    lines = ["| dataset | " + " | ".join(systems) + " |", "|---|" + "---:|" * len(systems)]
+    for label in labels:
+        row = values.get(label, {})
+        cells = ["–" if not np.isfinite(row.get(n, np.nan)) else f"{row[n]:.2f}" for n in systems]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(
     results: dict,
     limits: dict,
@@ -201,15 +212,8 @@ def markdown(
         "motion its held-out images prefer, from 0, 0.25, 0.5, 0.75, 1; the models above "
         "are decoded with it; – where the system's points are not atoms):",
         "",
-        "| dataset | " + " | ".join(systems) + " |",
-        "|---|" + "---:|" * len(systems),
+        *per_system_table(scales, list(results), systems),
     ]
-    for label in results:
-        row = scales.get(label, {})
-        cells = [
-            "–" if not np.isfinite(row.get(n, np.nan)) else f"{row[n]:.2f}" for n in systems
-        ]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if ceiling:
         lines += [
             "",
@@ -219,14 +223,8 @@ def markdown(
             "rigidly; – for AtomVAE's and 3DFlex's decoders, whose latent space is no "
             "projection):",
             "",
-            "| dataset | " + " | ".join(systems) + " |",
-            "|---|" + "---:|" * len(systems),
+            *per_system_table(ceiling, list(results), systems),
         ]
-        for label in results:
-            row = ceiling.get(label, {})
-            cells = ["–" if not np.isfinite(row.get(n, np.nan)) else f"{row[n]:.2f}"
-                     for n in systems]  # fmt: skip
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "![compare_adk](figures/compare_adk.png)", ""]
     lines += ["What the table says, dataset by dataset (computed from it):", ""]
     for label, table in results.items():
