@@ -210,27 +210,31 @@ def fit_candidate_masses(
     likelihood of each candidate. The masses of the nearest particles' latents are a noisy
     encoder's; these are the mixing weights of the images themselves (an empirical-Bayes,
     nonparametric maximum-likelihood prior on the candidates)."""
-    log_likelihood = -energies.double()
-    k = log_likelihood.shape[1]
+    k = energies.shape[1]
     masses = torch.full((k,), 1.0 / k) if masses is None else masses.double().cpu()
-    masses = masses.to(log_likelihood.device).clamp_min(1e-12)
+    masses = masses.to(energies.device).clamp_min(1e-12)
     for _ in range(iterations):
-        weights = torch.softmax(log_likelihood + masses.log(), dim=1)
-        masses = weights.mean(dim=0).clamp_min(1e-12)
+        masses = candidate_posterior(energies, masses).mean(dim=0).clamp_min(1e-12)
     return (masses / masses.sum()).float()
+
+
+def candidate_posterior(energies: torch.Tensor, masses: torch.Tensor | None) -> torch.Tensor:
+    """(B, K) float64 each particle's posterior over K candidates: its negative log
+    likelihood of them ``energies`` (B, K) (noise σ = 1, so exp(−energy) is the likelihood
+    itself) and their prior ``masses`` (K,) (None: equal)."""
+    log_posterior = -energies.double()
+    if masses is not None:
+        log_posterior = log_posterior + masses.to(log_posterior).clamp_min(1e-30).log()
+    return torch.softmax(log_posterior, dim=1)
 
 
 def posterior_mean(
     energies: torch.Tensor, candidates: torch.Tensor, masses: torch.Tensor | None = None
 ) -> torch.Tensor:
     """(B, d) the posterior mean of the latents over a discrete prior: ``candidates``
-    (K, d) with prior ``masses`` (K,) (None: equal), each particle's negative log
-    likelihood of them ``energies`` (B, K) (noise σ = 1, so exp(−energy) is the
-    likelihood itself)."""
-    log_posterior = -energies.double()
-    if masses is not None:
-        log_posterior = log_posterior + masses.to(log_posterior).clamp_min(1e-30).log()
-    weights = torch.softmax(log_posterior, dim=1)
+    (K, d) with prior ``masses`` (K,), given each particle's ``energies`` (B, K)
+    (``candidate_posterior``)."""
+    weights = candidate_posterior(energies, masses)
     return (weights @ candidates.double()).to(candidates.dtype)
 
 
@@ -255,12 +259,14 @@ def polish(
     measured: torch.Tensor | None = None,
     candidates: torch.Tensor | None = None,
     candidate_masses: torch.Tensor | None = None,
+    energies: torch.Tensor | None = None,
 ) -> Polished:
     """Polish the ``estimates`` of ``batch`` on ``model`` (an unwrapped ``MotionModel``).
 
     ``likelihood``: "l2" or "correlation" (the objective's); ``prior`` the latents' prior
     (None: none); ``pose`` (B,) where the pose starts; ``candidates`` (K, d) latents each
-    particle may start from instead of its encoder's (``latent_candidates``), or None.
+    particle may start from instead of its encoder's (``latent_candidates``), or None;
+    ``energies`` (B, K) their ``candidate_energies`` at ``pose`` where already computed.
     Returns the polished latents and pose, and the losses (``loss_before`` at the encoder's
     estimate); a particle whose loss would rise keeps its start.
     """
@@ -302,9 +308,11 @@ def polish(
         start_loss = before
         if candidates is not None and len(candidates):
             candidates = candidates.to(rows)
-            energies = candidate_energies(
-                model, batch, pose_of(rows), candidates, likelihood, measured
-            )
+            if energies is None:
+                energies = candidate_energies(
+                    model, batch, pose_of(rows), candidates, likelihood, measured
+                )
+            energies = energies.to(rows)
             if settings.estimate == "mean":
                 rows = rows.clone()
                 rows[:, :d] = posterior_mean(energies, candidates, candidate_masses)

@@ -423,7 +423,8 @@ def train_run(
         )
         polish_dataset = None
         polish_box = config.model.polish_box
-        if polish_box is not None and polish_box != dataset.box:
+        polishing = config.model.polish_steps > 0 or config.model.polish_candidates > 0
+        if polishing and polish_box is not None and polish_box != dataset.box:
             if polish_box % 2 or not 2 <= polish_box <= table.box_size:
                 raise InputError(
                     f"--polish-box {polish_box}: expected an even size of at most the stacks' "
@@ -524,8 +525,7 @@ def train_run(
         # a polish fits each particle's latents to its own image, so its held-out models
         # are held out no more: the motion scale is chosen on the encoder's (every process
         # takes part in the gathering)
-        polished = config.model.polish_steps > 0 or config.model.polish_candidates > 0
-        encoder_only = trainer.predict(test, polish=False) if polished and len(test) else None
+        encoder_only = trainer.predict(test, polish=False) if polishing and len(test) else None
         if context.is_main:
             if system.alignment is not None:  # the aligned particles keep their alignment
                 predictions = model.inference.final_predictions(predictions)

@@ -270,10 +270,12 @@ class Trainer:
             moved["shift"] = torch.zeros_like(moved["shift"])
         return moved
 
-    def device_batches(self, indices: np.ndarray):
-        """The particles ``indices`` in batches of this process's size, on the device."""
+    def device_batches(self, indices: np.ndarray, dataset: Dataset | None = None):
+        """The particles ``indices`` in batches of this process's size, on the device (from
+        ``dataset``; None: the training one)."""
         order = np.asarray(indices, dtype=np.int64)
-        for batch in self._loader(_batches(order, self.local_batch), seed=self.settings.seed):
+        batches = _batches(order, self.local_batch)
+        for batch in self._loader(batches, seed=self.settings.seed, dataset=dataset):
             yield self._to_device(batch)
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
@@ -560,15 +562,11 @@ class Trainer:
         """(batch, polish batch) of the particles ``indices`` on the device, in batches of
         this process's size: the polish batch holds the same particles from the polish
         dataset (None without one, or without ``paired``)."""
-        batches = _batches(indices, self.local_batch)
-        loader = self._loader(batches, seed=self.settings.seed)
+        batches = self.device_batches(indices)
         if self.polish_dataset is None or not paired:
-            for batch in loader:
-                yield self._to_device(batch), None
+            yield from ((batch, None) for batch in batches)
             return
-        others = self._loader(batches, seed=self.settings.seed, dataset=self.polish_dataset)
-        for batch, other in zip(loader, others, strict=True):
-            yield self._to_device(batch), self._to_device(other)
+        yield from zip(batches, self.device_batches(indices, self.polish_dataset), strict=True)
 
     def _polish_model(self, indices: np.ndarray) -> MotionModel:
         """The model the polish compares with the images: the model itself, or with a polish
@@ -579,12 +577,10 @@ class Trainer:
             return self.module
         data = self.polish_dataset
         sample = np.sort(np.asarray(indices, dtype=np.int64))[:512]
-        images = torch.cat(
-            [b["image"] for b in self._loader(_batches(sample, self.local_batch), 0, data)]
-        )
+        images = torch.cat([batch["image"] for batch in self.device_batches(sample, data)])
         renderer = self.module.renderer.at_box(data.box, data.pixel_size)
         intensity = self.module.intensity.for_images(
-            images.to(self.context.device), f"the particles at the polish box of {data.box} px"
+            images, f"the particles at the polish box of {data.box} px"
         )
         if self.context.is_main:
             log.info(
@@ -625,11 +621,13 @@ class Trainer:
         masses: torch.Tensor,
         likelihood: str,
         model: MotionModel,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The candidates' prior masses refitted to the images of the particles ``indices``
-        (``models.polish.fit_candidate_masses``), from ``masses``: a pass over the images
-        before ``predict``'s own (an auto-decoder's inner loop runs in both); ``model`` the
-        one the polish compares with (``_polish_model``)."""
+        (``models.polish.fit_candidate_masses``), from ``masses``, and the energies they were
+        fitted on, per batch of ``_paired_batches(indices)`` (B, K) on the CPU, for
+        ``predict``'s own pass to reuse: a pass over the images before it (an
+        auto-decoder's inner loop runs in both); ``model`` the one the polish compares with
+        (``_polish_model``)."""
         energies = []
         for batch, other in self._paired_batches(indices):
             output, _, pose = self._prediction_start(batch)
@@ -638,7 +636,7 @@ class Trainer:
                 candidate_energies(model, target, pose, candidates, likelihood, measured).cpu()
             )
         if not energies:
-            return masses
+            return masses, energies
         fitted = fit_candidate_masses(torch.cat(energies), masses)
         log.info(
             "polish: the prior masses of %d candidates refitted to %d images (largest %.3f, "
@@ -648,7 +646,7 @@ class Trainer:
             float(fitted.max()),
             int((fitted > 0.01).sum()),
         )
-        return fitted.to(candidates.device)
+        return fitted.to(candidates.device), energies
 
     @staticmethod
     def _polish_target(model: MotionModel, batch: dict, other: dict | None, output):
@@ -708,9 +706,13 @@ class Trainer:
         )
         likelihood = getattr(self.phase.objective, "real_likelihood", "l2")
         polish_model = self._polish_model(indices) if polishing else self.module
+        energies: list[torch.Tensor] = []  # the candidates' energies, per batch, if computed
         if candidates is not None and self.polish_settings.estimate == "mean":
-            masses = self._fit_candidate_masses(mine, candidates, masses, likelihood, polish_model)
-        for batch, other in self._paired_batches(mine, paired=bool(polishing)):
+            masses, energies = self._fit_candidate_masses(
+                mine, candidates, masses, likelihood, polish_model
+            )
+        pairs = self._paired_batches(mine, paired=bool(polishing))
+        for number, (batch, other) in enumerate(pairs):
             output, estimates, pose = self._prediction_start(batch)
             if polishing:
                 target, measured = self._polish_target(polish_model, batch, other, output)
@@ -725,6 +727,7 @@ class Trainer:
                     measured=measured,
                     candidates=candidates,
                     candidate_masses=masses,
+                    energies=energies[number] if energies else None,
                 )
                 latents = polished.latents
                 estimates = estimates._replace(latents=latents[:, None], mean_latents=latents)
