@@ -26,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
+from cryomotion.train.config import with_settings
 from cryomotion.train.results import load_run
 from cryomotion.train.run import train_run
 from information_limit import add_dataset_arguments, fmt, score, set_polish, simulate
@@ -48,7 +49,7 @@ def one(name: str, args) -> dict:
     elif variant != "unit":
         paths = {**data, **renormalise({**data, "star": data["raw"] / "particles.star"},
                                       variant, folder / variant)}  # fmt: skip
-    config = configure(args.system, paths, args, "fitted", args.epochs)
+    config = with_settings(configure(args.system, paths, args, "fitted", args.epochs), args.set)
     run_dir = folder / f"units_{args.system}_{variant or 'renderer'}"
     train_run(config, run_dir, resume=(run_dir / "config.yaml").is_file(), progress=False,
               command_line="benchmarks/units_check.py")  # fmt: skip
@@ -73,6 +74,11 @@ def main() -> None:
         "--polish", default="",
         help="also score each run re-predicted with this polish, STEPS:PRIOR[:K[:ESTIMATE]] "
         "as information_limit's (e.g. 0:none:64:mean)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="a setting for every run, as `cryomotion train --set` (inference-time settings "
+        "such as model.polish_box re-predict finished runs)",
     )  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
     args = parser.parse_args()
