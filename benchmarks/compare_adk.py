@@ -25,7 +25,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import csv
 import datetime
-import json
 import time
 from pathlib import Path
 
@@ -35,13 +34,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cryomotion.analysis.information_limit import information_limit  # noqa: E402
 from cryomotion.analysis.run_analysis import AnalysisConfig  # noqa: E402
 from cryomotion.simulate.adk import adk_morph  # noqa: E402
 from cryomotion.simulate.dataset import SimulationConfig, simulate_dataset  # noqa: E402
 from cryomotion.simulate.paths import adk_hinge_path  # noqa: E402
 from cryomotion.systems.registry import SYSTEMS  # noqa: E402
 from cryomotion.workflows.compare import CompareSettings, run_compare  # noqa: E402
+from dataset_limit import dataset_limit  # noqa: E402
 from information_limit import ceilings as ceilings_of  # noqa: E402
 from report import DOCS, write_section  # noqa: E402
 from snr_sweep import renormalise  # noqa: E402
@@ -71,19 +70,9 @@ def dataset(path: str, snr_db: float, args, folder: Path) -> dict[str, Path]:
 
 
 def limit(folder: Path, particles: int, seed: int) -> dict[str, float]:
-    """The information limit of the dataset in ``folder`` (``analysis.information_limit``:
-    the posterior mean of the true frames given each image), on ``particles`` of them;
-    computed once and kept in ``folder/limit.json``."""
-    path = folder / "limit.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    with np.load(folder / "raw" / "ground_truth.npz", allow_pickle=False) as truth:
-        n = len(truth["frame_index"])
-    subset = np.random.default_rng(seed).choice(n, min(particles, n), replace=False)
-    summary = information_limit(folder / "raw", np.sort(subset), progress=False).summary()
-    summary["particles"] = int(len(subset))
-    path.write_text(json.dumps(summary))
-    return summary
+    """The information limit of the dataset in ``folder`` (``dataset_limit`` of its raw
+    images), kept in ``folder/limit.json``."""
+    return dataset_limit(folder / "raw", particles, seed, cache=folder / "limit.json")
 
 
 def motion_scales(folder: Path, systems: list[str]) -> dict[str, float]:
