@@ -77,6 +77,12 @@ def test_run_records_aligned_and_regressed_particles(trained):
     assert (latents["is_test"] <= aligned).all() and latents["is_test"].sum() >= 1
 
 
+def test_motion_scale_is_chosen_on_particles_no_step_has_fitted(trained):
+    # the aligned particles' amplitudes fit their own images: the 24 others are held out
+    log = (trained / "train.log").read_text()
+    assert "the mean held-out loss of 24 particles" in log
+
+
 def test_export_and_analyze_show_aligned_and_regressed(trained, tmp_path):
     indices = tmp_path / "indices.txt"
     indices.write_text("0\n5\n")

@@ -24,7 +24,9 @@ information_limit).
 
 With a per-particle polish the held-out particles' polished latents are fitted to their
 own images, so the choice is made on the encoder's latents of the held-out particles
-(``train.run``) and applied to the polished models.
+(``train.run``) and applied to the polished models. DeepHEMNMA's aligned particles are
+fitted to their own images too (and its regressor trained on them), so there it is made on
+the regressor's estimates of the particles that were not aligned.
 
 The choice is written to ``latents.npz`` (``motion_scale``), and ``train.results``'
 ``decode_latents`` applies it, so every product (models, trajectories, maps, analysis)

@@ -468,6 +468,7 @@ def train_run(
             poses_known=config.model.pose_mode != PoseMode.INFER.value,
         )
         patience = None
+        held_out = test  # the particles the motion scale is chosen on
         if system.alignment is not None:  # DeepHEMNMA: align a subset, train on it
             plan = system.alignment(config.deformation, len(dataset), config.training.seed)
             align_subset(
@@ -481,6 +482,11 @@ def train_run(
                 progress=progress,
             )
             train, test, patience = plan.train, plan.validation, plan.patience
+            # the aligned particles' amplitudes were fitted to their own images (and the
+            # regressor stopped on the validation part's): the particles no step of training
+            # has seen are the others, when there are any
+            unaligned = np.setdiff1d(np.arange(len(dataset)), plan.aligned)
+            held_out = unaligned if len(unaligned) else test
         if context.is_main:
             log.info(
                 "%d particles (%d train, %d test), box %d px at %.4g Å/px, %d latent dimensions, "
@@ -525,13 +531,16 @@ def train_run(
         # a polish fits each particle's latents to its own image, so its held-out models
         # are held out no more: the motion scale is chosen on the encoder's (every process
         # takes part in the gathering)
-        encoder_only = trainer.predict(test, polish=False) if polishing and len(test) else None
+        encoder_only = (
+            trainer.predict(held_out, polish=False) if polishing and len(held_out) else None
+        )
         if context.is_main:
+            # chosen on the amortized estimates (the encoder's or the regressor's), before the
+            # aligned particles take their own alignment
+            amortized = predictions if encoder_only is None else encoder_only
             if system.alignment is not None:  # the aligned particles keep their alignment
                 predictions = model.inference.final_predictions(predictions)
-            motion_scale = held_out_motion_scale(
-                trainer, predictions if encoder_only is None else encoder_only, test, config
-            )
+            motion_scale = held_out_motion_scale(trainer, amortized, held_out, config)
             write_latents(paths.latents, predictions, len(dataset), test, motion_scale)
             log.info("wrote %s", paths.latents)
             # poses refined by a pose table, estimated by the inference (AtomVAE) or refined
