@@ -105,9 +105,14 @@ def nma_hinge_data(path: str, snr_db: float) -> Callable[[Path], Path]:
 
 def seed002_data(workdir: Path) -> Path:
     args = argparse.Namespace(
-        workdir=workdir / "seed002", frames=50, particles=4096, box=32, pixel_size=3.0,
-        snr=0.3, seed=0,
-    )  # fmt: skip
+        workdir=workdir / "seed002",
+        frames=50,
+        particles=4096,
+        box=32,
+        pixel_size=3.0,
+        snr=0.3,
+        seed=0,
+    )
     return seed002_adk.simulate(args)["ground_truth"].parent
 
 
@@ -148,34 +153,49 @@ SECTIONS = [
     Section("seed001", SEED000, snr_distribution_key, "rigid baseline", "rigid baseline"),
     Section(
         "snr_sweep",
-        {snr: seed000_data(snr, "continuous", n) for snr, n in
-         ((-10.0, 8000), (-20.0, 8000), (-30.0, 12000))},  # fmt: skip
-        snr_key, "rigid baseline (Å)", "rigid baseline (Å)",
-    ),  # fmt: skip
+        {
+            snr: seed000_data(snr, "continuous", n)
+            for snr, n in ((-10.0, 8000), (-20.0, 8000), (-30.0, 12000))
+        },
+        snr_key,
+        "rigid baseline (Å)",
+        "rigid baseline (Å)",
+    ),
     Section(
         "seed002",
         {"file": seed002_data},
         lambda cells: "file" if cells[0] in ("given", "infer") else None,
-        "rigid median (Å)", "rigid median (Å)",
-    ),  # fmt: skip
+        "rigid median (Å)",
+        "rigid median (Å)",
+    ),
     Section(
-        "seed003", {0: seed003_data(0.1)}, lambda cells: 0,
-        "rigid reference", "rigid reference",
-    ),  # fmt: skip
+        "seed003",
+        {0: seed003_data(0.1)},
+        lambda cells: 0,
+        "rigid reference",
+        "rigid reference",
+    ),
     Section(
-        "seed003_snr0.03", {0: seed003_data(0.03)}, lambda cells: 0,
-        "rigid reference", "rigid reference",
-    ),  # fmt: skip
+        "seed003_snr0.03",
+        {0: seed003_data(0.03)},
+        lambda cells: 0,
+        "rigid reference",
+        "rigid reference",
+    ),
     Section(
         "segments_collapse",
         {snr: hinge_data(snr) for snr in (-10.0, -20.0, -30.0)},
-        snr_key, "RMSD (Å)", None,
-    ),  # fmt: skip
+        snr_key,
+        "RMSD (Å)",
+        None,
+    ),
     Section(
         "nma_hinge",
         {(path, snr): nma_hinge_data(path, snr) for path, snr in nma_hinge.DATASETS},
-        nma_hinge_key, "rigid", "rigid",
-    ),  # fmt: skip
+        nma_hinge_key,
+        "rigid",
+        "rigid",
+    ),
     Section("units_check", {0: hinge_data(-20.0)}, lambda cells: 0, "rigid", "rigid"),
 ]
 
@@ -295,8 +315,14 @@ def main() -> None:
                 folder = make(args.workdir)
                 limit = dataset_limit(folder, args.particles, args.seed)
                 computed[id(make)] = (limit, rigid_baseline(folder))
-                print(section.name, key, folder, limit_cell(limit),
-                      f"rigid {computed[id(make)][1]:.3f}", flush=True)  # fmt: skip
+                print(
+                    section.name,
+                    key,
+                    folder,
+                    limit_cell(limit),
+                    f"rigid {computed[id(make)][1]:.3f}",
+                    flush=True,
+                )
             limits[key], rigids[key] = computed[id(make)]
         start, stop = section_bounds(document, section.name)
         text, messages = annotate(document[start:stop], section, limits, rigids)
@@ -314,4 +340,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -43,9 +43,19 @@ def residual_ceiling(residuals: np.ndarray, ca: np.ndarray, frame_index: np.ndar
     return float(np.median(per_frame[frame_index]))
 
 
-def fit_residual(run_dir: Path, box: int, per: str, smoothness: float, epochs: int,
-                 lr: float = 0.01, batch: int = 100, seed: int = 0) -> dict:  # fmt: skip
-    """Fit D on the images of the run's dataset at ``box`` px; the scores per epoch."""
+def fit_residual(
+    run_dir: Path,
+    box: int,
+    per: str,
+    smoothness: float,
+    epochs: int,
+    lr: float = 0.01,
+    batch: int = 100,
+    seed: int = 0,
+) -> dict:
+    """Fit D (one 3-vector per "residue" or "atom", ``per``) on the images of the run's
+    dataset at ``box`` px; the rigid and oracle ceilings (Å) and, per epoch, the ceiling
+    with the learned D and its cosine to the oracle's."""
     data = Path(str(run_dir).rsplit("/unit/", 1)[0]) / "data"
     with np.load(data / "ground_truth.npz", allow_pickle=False) as saved:
         truth = {key: saved[key] for key in saved.files}
@@ -73,8 +83,8 @@ def fit_residual(run_dir: Path, box: int, per: str, smoothness: float, epochs: i
     amplitude_t = torch.as_tensor(amplitude).float()
     index_t = torch.as_tensor(frame_index)
     owner = torch.as_tensor(reference.residue_index) if per == "residue" else None
-    values = torch.zeros(reference.n_residues if per == "residue" else reference.n_atoms, 3,
-                         requires_grad=True)  # fmt: skip
+    count = reference.n_residues if per == "residue" else reference.n_atoms
+    values = torch.zeros(count, 3, requires_grad=True)
 
     def displacement() -> torch.Tensor:
         return values[owner] if owner is not None else values
@@ -104,8 +114,8 @@ def fit_residual(run_dir: Path, box: int, per: str, smoothness: float, epochs: i
         cosine = (learned[ca] * oracle[ca]).sum() / np.sqrt(
             (learned[ca] ** 2).sum() * (oracle[ca] ** 2).sum() + 1e-30
         )
-        scores.append((residual_ceiling(residuals - amplitude[:, None, None] * learned, ca,
-                                        frame_index), float(cosine)))  # fmt: skip
+        left = residuals - amplitude[:, None, None] * learned
+        scores.append((residual_ceiling(left, ca, frame_index), float(cosine)))
     return {
         "rigid": residual_ceiling(residuals, ca, frame_index),
         "oracle": residual_ceiling(residuals - amplitude[:, None, None] * oracle, ca, frame_index),
@@ -123,16 +133,32 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print, do not update docs/")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cases = [(32, "residue", 0.0), (32, "residue", 1.0), (32, "residue", 10.0),
-             (32, "residue", 100.0), (32, "atom", 0.0), (64, "residue", 0.0),
-             (64, "residue", 10.0), (64, "atom", 0.0)]  # fmt: skip
+    cases = [
+        (32, "residue", 0.0),
+        (32, "residue", 1.0),
+        (32, "residue", 10.0),
+        (32, "residue", 100.0),
+        (32, "atom", 0.0),
+        (64, "residue", 0.0),
+        (64, "residue", 10.0),
+        (64, "atom", 0.0),
+    ]
     rows = []
     for box, per, smoothness in cases:
         result = fit_residual(args.run, box, per, smoothness, args.epochs)
         best = min(range(len(result["scores"])), key=lambda k: result["scores"][k][0])
         rows.append((box, per, smoothness, result, best))
-        print(box, per, smoothness, result["rigid"], result["oracle"], result["scores"][best],
-              best + 1, result["scores"][-1], flush=True)  # fmt: skip
+        print(
+            box,
+            per,
+            smoothness,
+            result["rigid"],
+            result["oracle"],
+            result["scores"][best],
+            best + 1,
+            result["scores"][-1],
+            flush=True,
+        )
     rigid, oracle = rows[0][3]["rigid"], rows[0][3]["oracle"]
     lines = [
         "## Rigid segments plus a learned residual, with an oracle "
@@ -153,8 +179,10 @@ def main() -> None:
     ]
     for box, per, smoothness, result, best in rows:
         (low, low_cos), (last, last_cos) = result["scores"][best], result["scores"][-1]
-        lines.append(f"| {box} | {per} | {smoothness:g} | {low:.2f} (epoch {best + 1}) | "
-                     f"{low_cos:.2f} | {last:.2f} | {last_cos:.2f} |")  # fmt: skip
+        lines.append(
+            f"| {box} | {per} | {smoothness:g} | {low:.2f} (epoch {best + 1}) | "
+            f"{low_cos:.2f} | {last:.2f} | {last_cos:.2f} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:

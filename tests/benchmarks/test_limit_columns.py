@@ -6,8 +6,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import limit_columns  # noqa: E402
 
-LIMITS = {-10.0: {"median_limit": 0.004, "median_posterior_width": 0.04},
-          -20.0: {"median_limit": 0.18, "median_posterior_width": 0.47}}  # fmt: skip
+LIMITS = {
+    -10.0: {"median_limit": 0.004, "median_posterior_width": 0.04},
+    -20.0: {"median_limit": 0.18, "median_posterior_width": 0.47},
+}
 RIGIDS = {-10.0: 4.836, -20.0: 4.836}
 TABLE = """Text before.
 
