@@ -2,6 +2,7 @@
 per-particle polish, without training further."""
 
 import numpy as np
+import pytest
 import yaml
 
 from cryomotion.cli.main import main
@@ -59,3 +60,28 @@ def test_a_run_trained_on_crops_is_polished_at_the_stacks_box(simulated, tmp_pat
     assert "--polish-box 34: expected an even size of at most the stacks' 32 px" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    "system", ["segments", "atomvae", "deephemnma", pytest.param("flex", marks=pytest.mark.slow)]
+)
+def test_every_system_with_a_decoder_is_polished_on_resume(system, simulated, tmp_path):
+    """The posterior mean over candidates, then steps, on each system's own likelihood
+    (AtomVAE's is the spectral Gaussian; DeepHEMNMA's aligned particles keep theirs)."""
+    run = tmp_path / system
+    assert main([
+        "train", system, str(simulated / "particles.star"), str(simulated / "reference.pdb"),
+        "-o", str(run), "--epochs", "1", "--batch-size", "8", "--workers", "0",
+        "--no-progress",
+    ]) == 0  # fmt: skip
+    before = np.load(run / "latents.npz")["latents"]
+    assert main(["train", system, "-o", str(run), "--resume", "--polish-steps", "2",
+                 "--polish-candidates", "4", "--polish-estimate", "mean",
+                 "--no-progress"]) == 0  # fmt: skip
+    after = np.load(run / "latents.npz")
+    assert after["latents"].shape == before.shape and np.isfinite(after["latents"]).all()
+    moved = ~np.isclose(after["latents"], before).all(axis=1)
+    if "aligned" in after.files:  # DeepHEMNMA: only the regressed particles are polished
+        assert not moved[after["aligned"]].any()
+        moved = moved[~after["aligned"]]
+    assert moved.any()

@@ -233,3 +233,19 @@ def test_candidate_masses_are_refitted_to_the_images():
     fitted = fit_candidate_masses(energies, iterations=500)
     torch.testing.assert_close(fitted, truth, atol=0.04, rtol=0)
     assert float(fitted.sum()) == pytest.approx(1.0)
+
+
+def test_the_gaussian_objective_polishes_with_its_own_likelihood():
+    """AtomVAE's "gaussian" likelihood is computed from spectra in training; the polish
+    compares images in real space with the objective's ``real_likelihood``. The two must
+    be the same density: −log N(y; ŷ, 1) = ½|y − ŷ|² + (n/2) log 2π (Parseval)."""
+    from cryomotion.models.objectives import ReconstructionObjective
+
+    objective = ReconstructionObjective(likelihood="gaussian")
+    generator = torch.Generator().manual_seed(0)
+    rendered = torch.randn(3, 1, 16, 16, generator=generator)
+    measured = torch.randn(3, 16, 16, generator=generator)
+    spectral = objective.image_loss(rendered, measured)
+    real = negative_log_likelihood(rendered[:, 0], measured, objective.real_likelihood)
+    constant = 0.5 * 16 * 16 * math.log(2 * math.pi)
+    torch.testing.assert_close(spectral, real + constant, rtol=1e-5, atol=1e-3)

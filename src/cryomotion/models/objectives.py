@@ -88,7 +88,11 @@ class ReconstructionObjective:
 
     @property
     def real_likelihood(self) -> str:
-        """The real-space likelihood of the same value (for images rather than spectra)."""
+        """The real-space likelihood of the same value (for images rather than spectra):
+        "gaussian" is "l2" up to its constants, the images being in units of their noise σ
+        (``noise_sigma`` 1; the polish and pose steps compare images in real space)."""
+        if self.likelihood == GAUSSIAN:
+            return "l2"
         return SPECTRAL_LIKELIHOODS.get(self.likelihood, self.likelihood)
 
     def image_loss(self, rendered: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
