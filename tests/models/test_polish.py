@@ -249,3 +249,27 @@ def test_the_gaussian_objective_polishes_with_its_own_likelihood():
     real = negative_log_likelihood(rendered[:, 0], measured, objective.real_likelihood)
     constant = 0.5 * 16 * 16 * math.log(2 * math.pi)
     torch.testing.assert_close(spectral, real + constant, rtol=1e-5, atol=1e-3)
+
+
+def test_the_polish_reports_the_estimates_no_fit_chose(particles, two_epochs):
+    """The motion scale is chosen on these: the posterior mean over the candidates before
+    any step (estimate "mean"), else the encoder's latents, each at the start pose."""
+    trainer = two_epochs
+    every = np.arange(PARTICLES)
+    trainer.polish_settings = PolishSettings()
+    encoder = trainer.predict(every)
+    assert "unfitted_latents" not in encoder  # nothing polished, nothing to report
+    mean = PolishSettings(steps=0, prior="none", candidates=8, estimate="mean")
+    trainer.polish_settings = mean
+    posterior_mean = trainer.predict(every)
+    trainer.polish_settings = PolishSettings(
+        steps=10, latent_step=0.2, prior="none", candidates=8, estimate="mean"
+    )
+    stepped = trainer.predict(every)
+    np.testing.assert_allclose(stepped["unfitted_latents"], posterior_mean["latents"], atol=1e-6)
+    np.testing.assert_allclose(stepped["unfitted_shifts"], encoder["shifts"], atol=1e-6)
+    assert not np.allclose(stepped["latents"], stepped["unfitted_latents"])
+    trainer.polish_settings = PolishSettings(steps=10, latent_step=0.2, prior="none")
+    from_encoder = trainer.predict(every)
+    np.testing.assert_allclose(from_encoder["unfitted_latents"], encoder["latents"], atol=1e-6)
+    trainer.polish_settings = PolishSettings()

@@ -240,12 +240,17 @@ def posterior_mean(
 
 class Polished(NamedTuple):
     """``latents`` (B, d) and ``pose`` (B,) after polishing; ``loss_before`` and
-    ``loss_after`` (B,) the negative log posterior at the start and at the end."""
+    ``loss_after`` (B,) the negative log posterior at the start and at the end;
+    ``unfitted`` (B, d) the latents no per-particle fit chose, at the start pose: the
+    posterior mean over the candidates (estimate "mean"), else the encoder's. They are
+    functions of each image with nothing fitted to it, so its held-out loss is unbiased
+    (``train.motion_scale`` chooses on them)."""
 
     latents: torch.Tensor
     pose: Pose
     loss_before: torch.Tensor
     loss_after: torch.Tensor
+    unfitted: torch.Tensor
 
 
 def polish(
@@ -303,6 +308,7 @@ def polish(
     rows = torch.cat([start, pose_start], dim=1)
     table.values.copy_(rows)
     index = torch.arange(batch_size, device=start.device)
+    unfitted = start.clone()
     with torch.no_grad():
         before = loss(rows)
         start_loss = before
@@ -316,6 +322,7 @@ def polish(
             if settings.estimate == "mean":
                 rows = rows.clone()
                 rows[:, :d] = posterior_mean(energies, candidates, candidate_masses)
+                unfitted = rows[:, :d].clone()
                 start_loss = loss(rows)
             else:
                 if prior is not None:
@@ -334,4 +341,4 @@ def polish(
     worse = after > start_loss
     polished = torch.where(worse[:, None], rows, polished)
     after = torch.where(worse, start_loss, after)
-    return Polished(polished[:, :d], pose_of(polished), before, after)
+    return Polished(polished[:, :d], pose_of(polished), before, after, unfitted)

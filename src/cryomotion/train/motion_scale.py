@@ -23,8 +23,12 @@ noise (measured at −30 dB on the hinge path: learned motion that lowers the lo
 information_limit).
 
 With a per-particle polish the held-out particles' polished latents are fitted to their
-own images, so the choice is made on the encoder's latents of the held-out particles
-(``train.run``) and applied to the polished models. DeepHEMNMA's aligned particles are
+own images, so the choice is made on the estimates no per-particle fit chose
+(``models.polish.Polished.unfitted``: the posterior mean over the population's candidates,
+else the encoder's latents; ``train.run``) and applied to the polished models: the
+motion the held-out images support is judged on the same kind of estimate that is written,
+as far as no fit makes it biased (on the −10 dB hinge path the encoder's noisier latents
+preferred α = 0.75, which cost the posterior mean 0.5 Å). DeepHEMNMA's aligned particles are
 fitted to their own images too (and its regressor trained on them), so there it is made on
 the regressor's estimates of the particles that were not aligned.
 

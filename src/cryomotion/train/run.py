@@ -315,6 +315,18 @@ def _prepare_folder(
 OPTIONAL_LATENT_KEYS = ("aligned", "misfit", "regressed_latents")
 
 
+def unfitted_predictions(predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``Trainer.predict``'s arrays with the polish's unfitted estimates (``unfitted_*``,
+    removed from ``predictions``) as the latents and pose, where it polished; else the
+    predictions themselves."""
+    if "unfitted_latents" not in predictions:
+        return predictions
+    unfitted = dict(predictions)
+    for key in ("latents", "rotations", "shifts"):
+        unfitted[key] = predictions.pop(f"unfitted_{key}")
+    return unfitted
+
+
 def held_out_motion_scale(
     trainer: Trainer, predictions: dict[str, np.ndarray], test: np.ndarray, config: RunConfig
 ) -> float:
@@ -528,16 +540,12 @@ def train_run(
         )
         trainer.fit(resume=resume)
         predictions = trainer.predict(np.arange(len(dataset)))
-        # a polish fits each particle's latents to its own image, so its held-out models
-        # are held out no more: the motion scale is chosen on the encoder's (every process
-        # takes part in the gathering)
-        encoder_only = (
-            trainer.predict(held_out, polish=False) if polishing and len(held_out) else None
-        )
         if context.is_main:
-            # chosen on the amortized estimates (the encoder's or the regressor's), before the
-            # aligned particles take their own alignment
-            amortized = predictions if encoder_only is None else encoder_only
+            # a polish's steps fit each particle's latents to its own image, so its held-out
+            # models are held out no more: the motion scale is chosen on the estimates no
+            # per-particle fit chose (the posterior mean over the candidates, or the
+            # encoder's or regressor's), before the aligned particles take their alignment
+            amortized = unfitted_predictions(predictions)
             if system.alignment is not None:  # the aligned particles keep their alignment
                 predictions = model.inference.final_predictions(predictions)
             motion_scale = held_out_motion_scale(trainer, amortized, held_out, config)

@@ -686,7 +686,9 @@ class Trainer:
         all-gathered into every replica. A pose table takes ``predict_pose_steps`` inner steps per
         particle first (gradients on; the table itself is left as it is); then, with polish
         steps (``models.polish``) and ``polish``, the latents and a pose correction are
-        polished jointly.
+        polished jointly, and ``unfitted_latents``, ``unfitted_rotations`` and
+        ``unfitted_shifts`` hold the estimates no per-particle fit chose
+        (``Polished.unfitted``, at the start pose).
         """
         was_training = self.module.training
         self.module.eval()
@@ -699,8 +701,10 @@ class Trainer:
             names += ["loss", "outside"]
             renderer = self.module.renderer
             radius = visible_radius(renderer.box, renderer.pixel_size)
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         polishing = polish and (self.polish_settings.steps or self.polish_settings.candidates)
+        if polishing:  # the estimates no per-particle fit chose (``Polished.unfitted``)
+            names += ["unfitted_latents", "unfitted_rotations", "unfitted_shifts"]
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
         prior, candidates, masses = (
             self.polish_population(mine) if polishing else (None, None, None)
         )
@@ -729,6 +733,9 @@ class Trainer:
                     candidate_masses=masses,
                     energies=energies[number] if energies else None,
                 )
+                parts["unfitted_latents"].append(polished.unfitted.cpu().numpy())
+                parts["unfitted_rotations"].append(pose.rotations.detach().float().cpu().numpy())
+                parts["unfitted_shifts"].append(pose.shifts.detach().float().cpu().numpy())
                 latents = polished.latents
                 estimates = estimates._replace(latents=latents[:, None], mean_latents=latents)
                 pose = polished.pose
@@ -769,6 +776,9 @@ class Trainer:
             "index": (0,),
             "loss": (0,),
             "outside": (0,),
+            "unfitted_latents": (0, d),
+            "unfitted_rotations": (0, 3, 3),
+            "unfitted_shifts": (0, 2),
         }
         arrays = {
             key: np.concatenate(value) if value else np.zeros(empty[key])
