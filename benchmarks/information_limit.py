@@ -131,12 +131,7 @@ def ceiling_models(system: str, run_dir: Path, truth_path: Path) -> np.ndarray:
         # the run's basis: the ANM modes, or what they learned (not orthogonal then)
         with torch.no_grad():
             basis = run.deformation.basis().double().numpy()
-        modes = basis.reshape(len(basis), -1)
-        aligned = superpose(frames, np.broadcast_to(reference, frames.shape))
-        displacement = (aligned - reference).reshape(len(frames), -1)
-        amplitudes = np.linalg.lstsq(modes.T, displacement.T, rcond=None)[0].T
-        projected = reference + (amplitudes @ modes).reshape(frames.shape)
-        return superpose(projected, frames)
+        return projected_on_modes(basis, reference, frames)
     if not (run_dir / MEMBERSHIP_FILE).is_file():
         raise ValueError(f"{system} ({run_dir}): no modes or segments, no ceiling to project on")
     with np.load(run_dir / MEMBERSHIP_FILE, allow_pickle=False) as saved:
@@ -153,6 +148,18 @@ def ceiling_models(system: str, run_dir: Path, truth_path: Path) -> np.ndarray:
         models[:, part] = np.einsum("fij,aj->fai", rotation, reference[part])
         models[:, part] += translation[:, None]
     return models
+
+
+def projected_on_modes(basis: np.ndarray, reference: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """(frames, atoms, 3) Å: each frame's displacement from ``reference`` (atoms, 3; after
+    superposing the frame on it) projected on the modes ``basis`` (d, atoms, 3) by least
+    squares, superposed back onto the frame."""
+    modes = basis.reshape(len(basis), -1)
+    aligned = superpose(frames, np.broadcast_to(reference, frames.shape))
+    displacement = (aligned - reference).reshape(len(frames), -1)
+    amplitudes = np.linalg.lstsq(modes.T, displacement.T, rcond=None)[0].T
+    projected = reference + (amplitudes @ modes).reshape(frames.shape)
+    return superpose(projected, frames)
 
 
 def ceilings(system: str, run_dir: Path, truth_path: Path) -> np.ndarray:

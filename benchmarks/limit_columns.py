@@ -6,10 +6,16 @@ simulations are deterministic in their seed), computes each dataset's informatio
 (``dataset_limit``: the posterior mean of the true frames given each image, on 300
 particles) and writes it into the section's tables: a column *limit (width)* after the
 rigid baseline (the posterior's width in brackets), or, in a two-column table, a row after
-the rigid reference's. Before it writes a limit it checks that the regenerated data are the
-table's: their rigid baseline (the reference for every particle, from the ground truth
-alone) must equal the table's rigid column to its two decimals; a row whose data differ
-gets "–" and the script says so.
+the rigid reference's. Where a table's rows are normal-mode runs whose modes follow from
+the data alone (the ANM modes of the reference, ``NormalModeSettings``' defaults), a
+*ceiling* column follows: the median Cα-RMSD of the true frames projected on the d modes
+(``information_limit.projected_on_modes``; "–" for systems whose latent space depends on
+its training run, such as learned segments, whose runs are not kept).
+
+Before it writes a limit it checks that the regenerated data are the table's: their rigid
+baseline (the reference for every particle, from the ground truth alone) must equal the
+table's rigid column to its two decimals; a row whose data differ gets "–" and the script
+says so.
 
 The trained systems' numbers in the tables are not recomputed. Run this after any of these
 benchmarks has rewritten its section (sections ``information_limit`` and ``compare_adk``
@@ -29,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import information_limit
@@ -36,11 +43,22 @@ import nma_hinge
 import seed000_adk
 import seed002_adk
 import seed003_adk
+from cryomotion.analysis.metrics import per_particle_rmsd
+from cryomotion.dynamics.anm import compute_normal_modes
 from cryomotion.simulate.conformations import DISTRIBUTIONS
+from cryomotion.structure.io import read_model
+from cryomotion.structure.superpose import superpose
+from cryomotion.systems.nma import NormalModeSettings
 from dataset_limit import dataset_limit, limit_cell, rigid_baseline
 from report import DOCS
 
 COLUMN = "limit (width)"
+CEILING = "ceiling"
+CEILING_NOTE = (
+    "*ceiling*: the median Cα-RMSD of the true frames projected on the row's d ANM modes of "
+    "the reference (`NormalModeSettings`' network; the best any amplitudes can do; – where "
+    "the latent space was learned in a run not kept)."
+)
 ROW = "information limit (posterior mean of the true frames; posterior width)"
 NOTE = (
     "*limit (width)*: the information limit of the same images (`benchmarks/"
@@ -60,6 +78,7 @@ class Section:
     row_key: Callable[[list[str]], object]
     after: str  # the column the limit follows (a two-column table: the row's first cell)
     rigid: str | None  # the table's rigid-baseline column (None: no check)
+    modes: Callable[[list[str]], int | None] | None = None  # a row's ANM modes d, or None
 
 
 def seed000_args(**changes) -> argparse.Namespace:
@@ -126,6 +145,38 @@ def seed003_data(snr: float) -> Callable[[Path], Path]:
     return make
 
 
+def mode_ceiling(folder: Path, d: int) -> float:
+    """Median over the particles of the Cα-RMSD (Å) of each true frame projected on the d
+    lowest ANM modes of the dataset's reference (``NormalModeSettings``' network)."""
+    reference = read_model(folder / "reference.pdb")
+    with np.load(folder / "ground_truth.npz", allow_pickle=False) as truth:
+        frames = truth["frame_coords"].astype(np.float64)
+        index = truth["frame_index"]
+    coords = reference.coords.astype(np.float64)
+    if d == 0:
+        projected = superpose(np.broadcast_to(coords, frames.shape), frames)
+    else:
+        settings = NormalModeSettings()
+        modes = compute_normal_modes(
+            reference, n_modes=d, nodes=settings.nodes, cutoff=settings.cutoff,
+            gamma=settings.gamma, distance_exponent=settings.distance_exponent,
+            kernel_width=settings.kernel_width, mass_weighted=settings.mass_weighted,
+        )  # fmt: skip
+        projected = information_limit.projected_on_modes(modes.vectors, coords, frames)
+    ca = reference.ca_index[reference.ca_index >= 0]
+    per_frame = per_particle_rmsd(projected[:, ca], frames[:, ca])
+    return float(np.median(per_frame[index]))
+
+
+def nma_modes(cells: list[str]) -> int | None:
+    """d of a row naming its system "NMA d = 16" (any column), else None."""
+    for cell in cells:
+        match = re.fullmatch(r"NMA d = (\d+)", cell)
+        if match:
+            return int(match.group(1))
+    return None
+
+
 def snr_key(cells: list[str]) -> float | None:
     try:
         return float(cells[0].replace("−", "-"))
@@ -143,14 +194,25 @@ def nma_hinge_key(cells: list[str]) -> tuple | None:
     return None if match is None else (match.group(1), float(match.group(2)))
 
 
+MODE_COUNTS = (0, 1, 16)  # the d of the normal-mode rows of these tables
+
 SEED000 = {
     (snr, distribution): seed000_data(snr, distribution, 16000)
     for snr in (-20.0, -10.5)
     for distribution in DISTRIBUTIONS
 }
 SECTIONS = [
-    Section("seed000", SEED000, snr_distribution_key, "rigid baseline (Å)", "rigid baseline (Å)"),
-    Section("seed001", SEED000, snr_distribution_key, "rigid baseline", "rigid baseline"),
+    Section(
+        "seed000",
+        SEED000,
+        snr_distribution_key,
+        "rigid baseline (Å)",
+        "rigid baseline (Å)",
+        lambda cells: int(cells[2]),
+    ),
+    Section(
+        "seed001", SEED000, snr_distribution_key, "rigid baseline", "rigid baseline", nma_modes
+    ),
     Section(
         "snr_sweep",
         {
@@ -160,6 +222,7 @@ SECTIONS = [
         snr_key,
         "rigid baseline (Å)",
         "rigid baseline (Å)",
+        nma_modes,
     ),
     Section(
         "seed002",
@@ -208,13 +271,24 @@ def join_row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def annotate(text: str, section: Section, limits: dict, rigids: dict) -> tuple[str, list[str]]:
-    """The section's markdown with the limit in every table that has ``section.after``;
-    and the messages of rows left at "–" (their data differ from the table's)."""
-    lines = text.split("\n")
+def annotate(
+    text: str, section: Section, limits: dict, rigids: dict, ceilings: dict | None = None
+) -> tuple[str, list[str]]:
+    """The section's markdown with the limit in every table that has ``section.after`` (and
+    the ceilings, ``ceilings`` (dataset key, d) -> Å, where ``section.modes``); and the
+    messages of rows left at "–" (their data differ from the table's)."""
+    note = NOTE + (" " + CEILING_NOTE if section.modes is not None else "")
+    # the note a previous run wrote goes (with its blank line) and is written again
+    lines = []
+    for line in text.split("\n"):
+        if line.startswith(NOTE):
+            if lines and not lines[-1].strip():
+                lines.pop()
+            continue
+        lines.append(line)
     out: list[str] = []
     messages: list[str] = []
-    noted = NOTE in text
+    noted = False
     i = 0
     while i < len(lines):
         is_table = (
@@ -231,14 +305,18 @@ def annotate(text: str, section: Section, limits: dict, rigids: dict) -> tuple[s
         while end < len(lines) and lines[end].startswith("|"):
             end += 1
         rows = [split_row(line) for line in lines[i + 2 : end]]
-        table = [lines[i], lines[i + 1], *lines[i + 2 : end]]
+        annotated = True
         if len(header) == 2 and any(row[0] == section.after for row in rows):
             table = two_column(header, lines[i + 1], rows, section, limits, rigids, messages)
         elif section.after in header:
-            table = with_column(header, lines[i + 1], rows, section, limits, rigids, messages)
+            table = with_column(
+                header, lines[i + 1], rows, section, limits, rigids, messages, ceilings or {}
+            )
+        else:
+            table, annotated = lines[i:end], False
         out.extend(table)
-        if table != [lines[i], lines[i + 1], *lines[i + 2 : end]] and not noted:
-            out.extend(["", NOTE])
+        if annotated and not noted:  # the note once, after the section's first such table
+            out.extend(["", note])
             noted = True
         i = end
     return "\n".join(out), messages
@@ -261,20 +339,27 @@ def checked_cell(key, rigid_text: str | None, limits, rigids, messages, where: s
     return limit_cell(limits[key])
 
 
-def with_column(header, separator, rows, section, limits, rigids, messages) -> list[str]:
-    present = COLUMN in header
-    at = header.index(COLUMN) if present else header.index(section.after) + 1
+def with_column(header, separator, rows, section, limits, rigids, messages, ceilings) -> list[str]:
+    names = [COLUMN] + ([CEILING] if section.modes is not None else [])
+    keep = [k for k, name in enumerate(header) if name not in (COLUMN, CEILING)]  # rerun
+    header = [header[k] for k in keep]
+    aligns = [split_row(separator)[k] for k in keep]
+    at = header.index(section.after) + 1
     rigid_at = header.index(section.rigid) if section.rigid in header else None
-    aligns = split_row(separator)
-    if not present:
-        header = header[:at] + [COLUMN] + header[at:]
-        aligns = aligns[:at] + ["---:"] + aligns[at:]
-    out = [join_row(header), "|" + "|".join(aligns) + "|"]
+    out = [
+        join_row(header[:at] + names + header[at:]),
+        "|" + "|".join(aligns[:at] + ["---:"] * len(names) + aligns[at:]) + "|",
+    ]
     for row in rows:
+        row = [row[k] for k in keep]
         key = section.row_key(row)
         rigid_text = row[rigid_at] if rigid_at is not None else None
-        cell = checked_cell(key, rigid_text, limits, rigids, messages, section.name)
-        out.append(join_row(row[:at] + [cell] + row[at + present :]))
+        cells = [checked_cell(key, rigid_text, limits, rigids, messages, section.name)]
+        if section.modes is not None:
+            ceiling = ceilings.get((key, section.modes(row)))
+            known = ceiling is not None and cells[0] != "–"
+            cells.append(f"{ceiling:.2f}" if known else "–")
+        out.append(join_row(row[:at] + cells + row[at:]))
     return out
 
 
@@ -308,6 +393,7 @@ def main() -> None:
     path = DOCS / "results.md"
     document = path.read_text()
     computed: dict[int, tuple[dict, float]] = {}  # id of a dataset's maker -> (limit, rigid)
+    computed_ceilings: dict[tuple[int, int], float] = {}
     for section in (s for s in SECTIONS if s.name in args.sections):
         limits, rigids = {}, {}
         for key, make in section.datasets.items():
@@ -324,8 +410,15 @@ def main() -> None:
                     flush=True,
                 )
             limits[key], rigids[key] = computed[id(make)]
+        ceilings = {}
+        if section.modes is not None:
+            for key, make in section.datasets.items():
+                for d in MODE_COUNTS:
+                    if (id(make), d) not in computed_ceilings:
+                        computed_ceilings[id(make), d] = mode_ceiling(make(args.workdir), d)
+                    ceilings[key, d] = computed_ceilings[id(make), d]
         start, stop = section_bounds(document, section.name)
-        text, messages = annotate(document[start:stop], section, limits, rigids)
+        text, messages = annotate(document[start:stop], section, limits, rigids, ceilings)
         document = document[:start] + text + document[stop:]
         for message in messages:
             print(message, flush=True)

@@ -62,3 +62,22 @@ def test_two_column_table_gets_a_row_after_the_rigid_reference():
     assert rows[4] == f"| {limit_columns.ROW} | 0.00 (0.00) |"
     again, _ = limit_columns.annotate(text, sec, limits, {0: 4.921})
     assert again.count(limit_columns.ROW) == 1 and messages == []
+
+
+def test_normal_mode_rows_get_their_ceiling_after_the_limit():
+    table = (
+        "| SNR (dB) | system | RMSD | rigid |\n|---:|---|---:|---:|\n"
+        "| -10 | NMA d = 16 | 2.16 | 4.84 |\n| -10 | segments N = 6 | 1.35 | 4.84 |"
+    )
+    sec = limit_columns.Section(
+        "s", {}, limit_columns.snr_key, "rigid", "rigid", limit_columns.nma_modes
+    )
+    ceilings = {(-10.0, 16): 1.104}
+    text, _ = limit_columns.annotate(table, sec, LIMITS, RIGIDS, ceilings)
+    lines = text.split("\n")
+    assert lines[0] == "| SNR (dB) | system | RMSD | rigid | limit (width) | ceiling |"
+    assert lines[2] == "| -10 | NMA d = 16 | 2.16 | 4.84 | 0.00 (0.04) | 1.10 |"
+    assert lines[3] == "| -10 | segments N = 6 | 1.35 | 4.84 | 0.00 (0.04) | – |"
+    assert limit_columns.CEILING_NOTE in text
+    again, _ = limit_columns.annotate(text, sec, LIMITS, RIGIDS, ceilings)
+    assert again == text  # a rerun changes nothing
