@@ -44,11 +44,9 @@ import seed000_adk
 import seed002_adk
 import seed003_adk
 from cryomotion.analysis.metrics import per_particle_rmsd
-from cryomotion.dynamics.anm import compute_normal_modes
 from cryomotion.simulate.conformations import DISTRIBUTIONS
 from cryomotion.structure.io import read_model
-from cryomotion.structure.superpose import superpose
-from cryomotion.systems.nma import NormalModeSettings
+from cryomotion.systems.nma import NormalModeSettings, reference_modes
 from dataset_limit import dataset_limit, limit_cell, rigid_baseline
 from report import DOCS
 
@@ -148,21 +146,15 @@ def seed003_data(snr: float) -> Callable[[Path], Path]:
 def mode_ceiling(folder: Path, d: int) -> float:
     """Median over the particles of the Cα-RMSD (Å) of each true frame projected on the d
     lowest ANM modes of the dataset's reference (``NormalModeSettings``' network)."""
+    if d == 0:  # no modes: the reference itself
+        return rigid_baseline(folder)
     reference = read_model(folder / "reference.pdb")
     with np.load(folder / "ground_truth.npz", allow_pickle=False) as truth:
         frames = truth["frame_coords"].astype(np.float64)
         index = truth["frame_index"]
+    modes = reference_modes(reference, d, NormalModeSettings())
     coords = reference.coords.astype(np.float64)
-    if d == 0:
-        projected = superpose(np.broadcast_to(coords, frames.shape), frames)
-    else:
-        settings = NormalModeSettings()
-        modes = compute_normal_modes(
-            reference, n_modes=d, nodes=settings.nodes, cutoff=settings.cutoff,
-            gamma=settings.gamma, distance_exponent=settings.distance_exponent,
-            kernel_width=settings.kernel_width, mass_weighted=settings.mass_weighted,
-        )  # fmt: skip
-        projected = information_limit.projected_on_modes(modes.vectors, coords, frames)
+    projected = information_limit.projected_on_modes(modes.vectors, coords, frames)
     ca = reference.ca_index[reference.ca_index >= 0]
     per_frame = per_particle_rmsd(projected[:, ca], frames[:, ca])
     return float(np.median(per_frame[index]))

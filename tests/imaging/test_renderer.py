@@ -234,9 +234,15 @@ def test_float32_close_to_float64(adk, projection, image_tolerance, gradient_tol
 def test_fourier_crop_equals_coarser_rendering(adk):
     fine = AtomRenderer.from_model(adk, 96, 1.0)
     coarse = AtomRenderer.from_model(adk, 48, 2.0)
+    assert_images_are_the_crop(fine, coarse, adk, [[1.3, -2.2], [0.0, 0.7]], seed=10)
+
+
+def assert_images_are_the_crop(fine, coarse, adk, shifts, seed):
+    """``coarse`` (48 px at 2 Å) draws the Fourier crop of ``fine``'s images (96 px at 1 Å)
+    of AdK in two poses with ``shifts`` (Å)."""
     coords = torch.tensor(centred(adk, 96, 1.0))
-    rotation = rotations(2, seed=10)
-    shifts = torch.tensor([[1.3, -2.2], [0.0, 0.7]], dtype=torch.float64)
+    rotation = rotations(2, seed=seed)
+    shifts = torch.tensor(shifts, dtype=torch.float64)
     cropped = fourier_crop(fine(coords, rotation, shifts), 48)
     direct = coarse(coords, rotation, shifts)
     assert torch.allclose(cropped, direct, atol=1e-10 * direct.abs().max().item())
@@ -470,9 +476,4 @@ def test_a_renderer_at_another_box_draws_the_same_object(adk):
     coarse = fine.at_box(48, 2.0)
     assert (coarse.box, coarse.pixel_size, coarse.requested_projection) == (48, 2.0, "auto")
     assert torch.equal(coarse.rotation_center, fine.rotation_center)
-    coords = torch.tensor(centred(adk, 96, 1.0))
-    rotation = rotations(2, seed=11)
-    shifts = torch.tensor([[0.4, -1.2], [2.0, 0.3]], dtype=torch.float64)
-    cropped = fourier_crop(fine(coords, rotation, shifts), 48)
-    direct = coarse(coords, rotation, shifts)
-    assert torch.allclose(cropped, direct, atol=1e-10 * direct.abs().max().item())
+    assert_images_are_the_crop(fine, coarse, adk, [[0.4, -1.2], [2.0, 0.3]], seed=11)

@@ -56,7 +56,14 @@ def prepare(
     if path.is_file():
         return
     log.info("computing %d normal modes of the reference model", latent_dim)
-    modes = compute_normal_modes(
+    reference_modes(reference, latent_dim, settings).save(path)
+
+
+def reference_modes(
+    reference: AtomicModel, latent_dim: int, settings: NormalModeSettings
+) -> NormalModes:
+    """The ``latent_dim`` lowest ANM modes of ``reference`` on ``settings``' network."""
+    return compute_normal_modes(
         reference,
         n_modes=latent_dim,
         nodes=settings.nodes,
@@ -66,7 +73,6 @@ def prepare(
         kernel_width=settings.kernel_width,
         mass_weighted=settings.mass_weighted,
     )
-    modes.save(path)
 
 
 def build_deformation(
