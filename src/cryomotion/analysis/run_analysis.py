@@ -121,10 +121,15 @@ def _chimerax_script(path: Path, trajectories: list[Path], states: list[Path], m
 
 
 def analyze_run(
-    run_dir: str | Path, output_dir: str | Path | None = None, config: AnalysisConfig | None = None
+    run_dir: str | Path,
+    output_dir: str | Path | None = None,
+    config: AnalysisConfig | None = None,
+    latents_path: str | Path | None = None,
 ) -> AnalysisResult:
     """Analyse the run in ``run_dir``; write everything into ``output_dir`` (default
-    RUN/analysis) and return the paths and headline numbers."""
+    RUN/analysis) and return the paths and headline numbers. ``latents_path``: the run's
+    particles' latents from another file than its own (a polish at inference,
+    ``train.run.polish_run``)."""
     config = config or AnalysisConfig()
     umap = None
     if config.use_umap:  # before any work: a missing extra fails at once
@@ -134,7 +139,7 @@ def analyze_run(
             raise InputError(
                 "--umap needs the optional dependency umap-learn (pip install 'cryomotion[umap]')"
             ) from None
-    run = load_run(run_dir)
+    run = load_run(run_dir, latents_path)
     out = Path(output_dir) if output_dir else run.paths.root / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     result = AnalysisResult(output_dir=out, report=out / "report.html")
@@ -150,7 +155,15 @@ def analyze_run(
             paragraphs=[
                 f"System {run.config.system}, latent dimension {d}, {run.n_particles} particles "
                 f"({int(run.is_test.sum())} held out for testing).",
-            ],
+            ]
+            + (
+                [
+                    f"Latents polished at inference: {latents_path} (its log beside it), "
+                    "instead of the run's own latents.npz."
+                ]
+                if latents_path is not None
+                else []
+            ),
             preformatted=yaml.safe_dump(settings, sort_keys=False),
         )
     )

@@ -15,12 +15,19 @@ and state_K_fsc.tsv/.png with the FSC between the data map and the model map
 "Model vs data" section with the curves and the 0.5 / 0.143 resolutions. It works for
 any particle format (.star, .cs, cryoDRGN stacks with .pkl files).
 
+With --polish-steps or --polish-candidates (the flags of `cryomotion train`), every
+particle's latents are first polished against its own image with the run's checkpoint
+(models/polish.py) and written to DIR/latents.npz (a log beside it), and the analysis
+uses them; the run itself is left as it is.
+
 DIR may not be RUN itself nor lie inside another training run or a simulated dataset
 folder, unless --force.
 
 example:
   cryomotion analyze runs/adk --pcs 3 --states 8
   cryomotion analyze runs/adk --reconstruct -o runs/adk/analysis_fsc
+  cryomotion analyze runs/adk -o runs/adk/analysis_mean --polish-candidates 64 \\
+      --polish-estimate mean
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from pathlib import Path
 from cryomotion.analysis.run_analysis import AnalysisConfig, analyze_run
 from cryomotion.cli.flag_types import integer
 from cryomotion.cli.output_guard import add_force_argument, check_output
+from cryomotion.cli.polish_arguments import add_polish_arguments, requested_polish
+from cryomotion.train.run import polish_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,9 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ground-truth", help="ground_truth.npz of a simulated dataset")
     parser.add_argument("--seed", type=integer(0), default=0)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (polish)")
+    add_polish_arguments(parser.add_argument_group("polish at inference"))
 
 
 def run(args: argparse.Namespace) -> int:
+    polish = requested_polish(args)
     if args.output is not None:
         check_output(
             args.output,
@@ -72,7 +84,15 @@ def run(args: argparse.Namespace) -> int:
         ground_truth=args.ground_truth,
         seed=args.seed,
     )
-    result = analyze_run(args.run, args.output, config)
+    latents_path = None
+    if polish is not None:
+        out = Path(args.output) if args.output else Path(args.run) / "analysis"
+        out.mkdir(parents=True, exist_ok=True)
+        latents_path = polish_run(
+            args.run, polish, out / "latents.npz", progress=not args.no_progress
+        )
+        print(f"polished latents: {latents_path}")
+    result = analyze_run(args.run, args.output, config, latents_path)
     for name, value in result.numbers.items():
         print(f"{name:>28}: {value:.3f}")
     print(f"report: {result.report}")

@@ -35,6 +35,11 @@ SYSTEM picks the motion model:
             misfits); latents.npz marks each particle aligned or regressed (aligned,
             misfit, regressed_latents). --align-fraction 1 is plain HEMNMA.
 
+--polish-steps / --polish-candidates polish each particle's latents and pose against its
+own image when the latents are written (models/polish.py; with --resume a finished run
+re-writes its latents); `cryomotion export` and `cryomotion analyze` take the same flags
+to polish a finished run's particles without changing the run.
+
 --coarse (every system but flex) renders one Gaussian bead of std 2 Å per residue, at its
 Cα, instead of every atom: cryoSPHERE's density model, several times faster to train.
 
@@ -96,6 +101,7 @@ from cryomotion.analysis.segmentation import write_segmentation_products
 from cryomotion.cli.flag_types import integer, real
 from cryomotion.cli.output_guard import add_force_argument, check_output
 from cryomotion.cli.particle_arguments import add_particle_arguments
+from cryomotion.cli.polish_arguments import add_polish_arguments, polish_overrides
 from cryomotion.errors import InputError
 from cryomotion.npz_arrays import load_arrays
 from cryomotion.systems.registry import SYSTEMS, SystemFlag, all_systems, get_system
@@ -202,33 +208,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--width", type=real(above=0), help="encoder filters multiplier (default 0.25)"
     )
-    model.add_argument(
-        "--polish-steps",
-        type=integer(0),
-        help="per-particle polish when the latents are written: N gradient steps on each "
-        "image's loss over its latents and pose correction, from the encoder's estimate "
-        "(default 0: off; with --resume a finished run re-writes its latents)",
-    )
-    model.add_argument(
-        "--polish-candidates",
-        type=integer(0),
-        help="before the polish steps, each particle starts from the best of its encoder's "
-        "latents and K k-means centres of all particles' latents (default 0: its own)",
-    )
-    model.add_argument(
-        "--polish-estimate",
-        choices=("map", "mean"),
-        help="with --polish-candidates: start from the best candidate (map, default) or from "
-        "the posterior mean over the candidates, each weighted by its likelihood and the "
-        "share of particles nearest it (mean)",
-    )
-    model.add_argument(
-        "--polish-box",
-        type=integer(2),
-        help="compare the polish's models with the images at this box (px; default: the "
-        "training box; the stacks' box uses the frequencies a run trained on Fourier crops "
-        "never saw)",
-    )
+    add_polish_arguments(model)
     model.add_argument(
         "--norm",
         choices=("batch", "group"),
@@ -358,10 +338,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "model.width": args.width,
         "model.coarse": args.coarse,
         "model.encoder": args.encoder,
-        "model.polish_steps": args.polish_steps,
-        "model.polish_candidates": args.polish_candidates,
-        "model.polish_estimate": args.polish_estimate,
-        "model.polish_box": args.polish_box,
+        **polish_overrides(args),
         "model.norm": args.norm,
         "model.intensity_scale": args.intensity_scale,
         "training.epochs": args.epochs,

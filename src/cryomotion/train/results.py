@@ -90,22 +90,25 @@ def run_particles(config: RunConfig) -> ParticleTable:
     )
 
 
-def load_run(run_dir: str | Path) -> TrainedRun:
-    """Read a finished run; ``InputError`` if the folder lacks what a finished run holds."""
+def load_run(run_dir: str | Path, latents_path: str | Path | None = None) -> TrainedRun:
+    """Read a finished run; ``InputError`` if the folder lacks what a finished run holds.
+    ``latents_path``: another latents file of the run to read instead of its own (a
+    polish at inference, ``train.run.polish_run``)."""
     paths = RunPaths(Path(run_dir))
+    latents_file = Path(latents_path) if latents_path is not None else paths.latents
     if not paths.config.is_file():
         raise InputError(f"{run_dir}: no config.yaml (expected a folder written by 'train')")
     config = with_system_defaults(load_config(paths.config))
     system = get_system(config.system)
-    if not paths.latents.is_file():
+    if not latents_file.is_file():
         raise InputError(
-            f"{paths.latents}: missing (the run has not finished; resume it with --resume)"
+            f"{latents_file}: missing (the run has not finished; resume it with --resume)"
         )
     # runs of cryomotion 0.1 stored the latents under a system-dependent key, no rotations
-    key = "latents" if "latents" not in missing_keys(paths.latents, ["latents"]) else None
+    key = "latents" if "latents" not in missing_keys(latents_file, ["latents"]) else None
     key = key or system.legacy_latent_key
     data = load_arrays(
-        paths.latents,
+        latents_file,
         {
             key: ("particles", None),
             "shifts": ("particles", 2),
@@ -126,12 +129,12 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     index, is_test = data["particle_index"], data["is_test"].astype(bool)
     if len(index) and index.min() < 0:
         raise InputError(
-            f"{paths.latents}: particle_index holds {int(index.min())} (expected 0-based "
+            f"{latents_file}: particle_index holds {int(index.min())} (expected 0-based "
             "indices of the particles)"
         )
     if latents.shape[1] != config.model.latent_dim:
         raise InputError(
-            f"{paths.latents}: {key} has {latents.shape[1]} columns, the run's "
+            f"{latents_file}: {key} has {latents.shape[1]} columns, the run's "
             f"config.yaml latent_dim {config.model.latent_dim} (expected the same)"
         )
     reference = read_run_reference(paths, config.reference)
@@ -168,7 +171,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     motion_scale = float(data.get("motion_scale", 1.0))  # runs before it: 1
     if not 0.0 <= motion_scale <= 1.0:
         raise InputError(
-            f"{paths.latents}: motion_scale {motion_scale} (expected a value in [0, 1])"
+            f"{latents_file}: motion_scale {motion_scale} (expected a value in [0, 1])"
         )
     return TrainedRun(
         paths, config, reference, latents, shifts, index, is_test, deformation, rotations,

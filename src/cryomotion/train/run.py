@@ -33,7 +33,13 @@ from cryomotion.structure.io import read_model
 from cryomotion.systems.registry import InferenceInputs, get_system
 from cryomotion.train.align import ALIGNMENT_FILE, align_subset
 from cryomotion.train.calibrate import calibrate_intensity
-from cryomotion.train.config import RunConfig, save_config, with_system_defaults
+from cryomotion.train.config import (
+    RunConfig,
+    load_config,
+    save_config,
+    with_overrides,
+    with_system_defaults,
+)
 from cryomotion.train.distributed import (
     DistributedContext,
     barrier,
@@ -278,6 +284,16 @@ def build_model(
     )
 
 
+def _log_file(path: Path) -> logging.Handler:
+    """This module's INFO messages appended to ``path``; returns the handler."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    return handler
+
+
 def _prepare_folder(
     config: RunConfig, paths: RunPaths, resume: bool, command_line: str
 ) -> logging.Handler:
@@ -288,11 +304,7 @@ def _prepare_folder(
     if not resumed:
         copy_reference(config.reference, paths)
     save_config(config, paths.config, command_line)
-    handler = logging.FileHandler(paths.log)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    if log.getEffectiveLevel() > logging.INFO:
-        log.setLevel(logging.INFO)
+    handler = _log_file(paths.log)
     log.info(
         "%s run %s: %s",
         "resuming" if resumed else "starting",
@@ -409,16 +421,28 @@ def train_run(
     command_line: str = "",
     progress: bool = True,
     context: DistributedContext | None = None,
+    latents_path: str | Path | None = None,
 ) -> RunPaths:
     """Train ``config`` into ``run_dir`` (see ``run_dir.RunPaths`` for what it holds).
 
     With ``resume`` a run already in ``run_dir`` continues from its last checkpoint (a
     finished run with more ``epochs`` trains on). Refuses a folder holding a different
-    run. Returns the run's paths.
+    run. With ``latents_path`` (``polish_run``) a finished run in ``run_dir`` is not
+    trained: its checkpoint infers every particle's latents with ``config`` (its polish
+    settings), written to ``latents_path``, and the run folder is left as it is. Returns
+    the run's paths.
     """
     config = with_system_defaults(resolve_paths(config))
     check_config(config)
     paths = RunPaths(Path(run_dir).resolve())
+    predict_only = latents_path is not None
+    if predict_only:
+        resume = True
+        if not (paths.config.is_file() and paths.checkpoint.is_file()):
+            raise InputError(
+                f"{paths.root}: no config.yaml and checkpoint (expected a run folder written "
+                "by 'cryomotion train')"
+            )
     own_context = context is None
     context = context or init_distributed(config.training.device)
     handler = None
@@ -459,12 +483,16 @@ def train_run(
             )
         error = None
         if context.is_main:
-            if not (resume and paths.config.is_file()):
-                new_folder = NewRunFolder.begin(paths)
-            try:
-                handler = _prepare_folder(config, paths, resume, command_line)
-            except InputError as err:
-                error = str(err)
+            if predict_only:  # the run's folder stays as it is: the log goes beside the latents
+                handler = _log_file(Path(latents_path).with_suffix(".log"))
+                log.info("polishing run %s into %s", paths.root, latents_path)
+            else:
+                if not (resume and paths.config.is_file()):
+                    new_folder = NewRunFolder.begin(paths)
+                try:
+                    handler = _prepare_folder(config, paths, resume, command_line)
+                except InputError as err:
+                    error = str(err)
         error = broadcast_object(context, error)
         if error:
             raise InputError(error)
@@ -538,7 +566,15 @@ def train_run(
             polish_dataset=polish_dataset,
             patience=patience,
         )
-        trainer.fit(resume=resume)
+        if predict_only:
+            trainer.restore()
+            if trainer.epoch < trainer.epochs:
+                raise InputError(
+                    f"{paths.checkpoint}: epoch {trainer.epoch} of {trainer.epochs} (the run "
+                    "has not finished; finish it with 'cryomotion train ... --resume' first)"
+                )
+        else:
+            trainer.fit(resume=resume)
         predictions = trainer.predict(np.arange(len(dataset)))
         if context.is_main:
             # a polish's steps fit each particle's latents to its own image, so its held-out
@@ -549,13 +585,14 @@ def train_run(
             if system.alignment is not None:  # the aligned particles keep their alignment
                 predictions = model.inference.final_predictions(predictions)
             motion_scale = held_out_motion_scale(trainer, amortized, held_out, config)
-            write_latents(paths.latents, predictions, len(dataset), test, motion_scale)
-            log.info("wrote %s", paths.latents)
+            written = Path(latents_path) if predict_only else paths.latents
+            write_latents(written, predictions, len(dataset), test, motion_scale)
+            log.info("wrote %s", written)
             # poses refined by a pose table, estimated by the inference (AtomVAE) or refined
             # by its alignment and regressor (DeepHEMNMA)
             estimated = getattr(model.inference, "pose_mode", PoseMode.GIVEN) != PoseMode.GIVEN
             estimated = estimated or bool(getattr(model.inference, "refine_pose", False))
-            if model.pose_table is not None or estimated:
+            if (model.pose_table is not None or estimated) and not predict_only:
                 order = np.argsort(predictions["index"], kind="stable")
                 write_star_with_poses(
                     paths.refined_poses,
@@ -564,7 +601,7 @@ def train_run(
                     predictions["shifts"][order],
                 )
                 log.info("wrote %s (%s poses)", paths.refined_poses, config.model.pose_mode)
-            if system.save_state is not None:
+            if system.save_state is not None and not predict_only:
                 system.save_state(trainer.module.deformation.eval(), paths.root)
         barrier(context)
         return paths
@@ -582,3 +619,26 @@ def train_run(
             handler.close()
         if own_context:
             shutdown(context)
+
+
+def polish_run(
+    run_dir: str | Path,
+    overrides: dict[str, object],
+    latents_path: str | Path,
+    progress: bool = True,
+    context: DistributedContext | None = None,
+) -> Path:
+    """Polish a finished run's particles at inference: every particle's latents and pose
+    inferred by the run's checkpoint with its config and the polish settings
+    ``overrides`` (``{"model.polish_steps": 30, ...}``; None sets a setting to None), the
+    motion scale chosen again, written to ``latents_path`` in ``latents.npz``'s format
+    (with a log beside it). The run folder is left as it is. Returns ``latents_path``."""
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.is_file():
+        raise InputError(f"{run_dir}: no config.yaml (expected a folder written by 'train')")
+    unknown = sorted(key for key in overrides if not key.startswith("model.polish_"))
+    if unknown:
+        raise ValueError(f"polish_run: {', '.join(unknown)} are not polish settings")
+    config = with_overrides(load_config(paths.config), overrides, skip_none=False)
+    train_run(config, paths.root, progress=progress, context=context, latents_path=latents_path)
+    return Path(latents_path)
