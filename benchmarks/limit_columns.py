@@ -6,11 +6,18 @@ simulations are deterministic in their seed), computes each dataset's informatio
 (``dataset_limit``: the posterior mean of the true frames given each image, on 300
 particles) and writes it into the section's tables: a column *limit (width)* after the
 rigid baseline (the posterior's width in brackets), or, in a two-column table, a row after
-the rigid reference's. Where a table's rows are normal-mode runs whose modes follow from
-the data alone (the ANM modes of the reference, ``NormalModeSettings``' defaults), a
-*ceiling* column follows: the median Cα-RMSD of the true frames projected on the d modes
-(``information_limit.projected_on_modes``; "–" for systems whose latent space depends on
-its training run, such as learned segments, whose runs are not kept).
+the rigid reference's. Where a table's rows are normal-mode or segments runs, a *ceiling*
+column follows, from the data alone (median Cα-RMSD over the particles):
+
+- normal modes ("NMA d = 16"): the true frames projected on the d ANM modes of the
+  reference (``NormalModeSettings``' defaults; ``information_limit.projected_on_modes``);
+- segments ("segments N = 6"): the best any N contiguous segments of the chain, each moved
+  rigidly onto the frame, can do, with one partition for all frames, the one of least
+  squared residual summed over the particles (``analysis.segment_ceiling``). The learned
+  segments of those runs are not kept; as far as they are hard and contiguous ranges of the
+  chain (cryoSPHERE's memberships need not be) this bounds what their latent space holds.
+
+Other rows get "–".
 
 Before it writes a limit it checks that the regenerated data are the table's: their rigid
 baseline (the reference for every particle, from the ground truth alone) must equal the
@@ -44,6 +51,7 @@ import seed000_adk
 import seed002_adk
 import seed003_adk
 from cryomotion.analysis.metrics import per_particle_rmsd
+from cryomotion.analysis.segment_ceiling import segment_ceiling
 from cryomotion.simulate.conformations import DISTRIBUTIONS
 from cryomotion.structure.io import read_model
 from cryomotion.systems.nma import NormalModeSettings, reference_modes
@@ -53,9 +61,14 @@ from report import DOCS
 COLUMN = "limit (width)"
 CEILING = "ceiling"
 CEILING_NOTE = (
-    "*ceiling*: the median Cα-RMSD of the true frames projected on the row's d ANM modes of "
-    "the reference (`NormalModeSettings`' network; the best any amplitudes can do; – where "
-    "the latent space was learned in a run not kept)."
+    "*ceiling*: the median Cα-RMSD of the closest conformation the row's latent space can "
+    "hold to each true frame: for NMA d, the frame projected on the d ANM modes of the "
+    "reference (`NormalModeSettings`' network; the best any amplitudes can do); for segments "
+    "N, the best any N contiguous segments of the chain (≥ 3 residues each), each moved "
+    "rigidly onto the frame, can do, with one partition for all particles, the one of least "
+    "squared residual (`analysis.segment_ceiling`; the learned segments were not kept, so "
+    "this bounds them only as far as they are contiguous ranges of the chain); – for other "
+    "systems."
 )
 ROW = "information limit (posterior mean of the true frames; posterior width)"
 NOTE = (
@@ -77,6 +90,19 @@ class Section:
     after: str  # the column the limit follows (a two-column table: the row's first cell)
     rigid: str | None  # the table's rigid-baseline column (None: no check)
     modes: Callable[[list[str]], int | None] | None = None  # a row's ANM modes d, or None
+    segments: Callable[[list[str]], int | None] | None = None  # a row's segments N, or None
+
+    @property
+    def has_ceiling(self) -> bool:
+        return self.modes is not None or self.segments is not None
+
+    def deformation(self, cells: list[str]) -> tuple[str, int] | None:
+        """("nma", d) or ("segments", N) of a table row, or None."""
+        d = self.modes(cells) if self.modes is not None else None
+        if d is not None:
+            return "nma", d
+        n = self.segments(cells) if self.segments is not None else None
+        return None if n is None else ("segments", n)
 
 
 def seed000_args(**changes) -> argparse.Namespace:
@@ -160,10 +186,33 @@ def mode_ceiling(folder: Path, d: int) -> float:
     return float(np.median(per_frame[index]))
 
 
+def contiguous_segments_ceiling(folder: Path, n: int) -> float:
+    """Median over the particles of the Cα-RMSD (Å) of each true frame to the best any n
+    contiguous segments of the reference's chain, each superposed rigidly, can do (one
+    partition for all frames, each frame weighted by its particles: ``segment_ceiling``)."""
+    reference = read_model(folder / "reference.pdb")
+    ca = reference.ca_index[reference.ca_index >= 0]
+    with np.load(folder / "ground_truth.npz", allow_pickle=False) as truth:
+        frames = truth["frame_coords"][:, ca].astype(np.float64)
+        index = truth["frame_index"]
+    weights = np.bincount(index, minlength=len(frames))
+    fit = segment_ceiling(reference.coords[ca], frames, n, weights, reference.chain_ids[ca])
+    return float(np.median(fit.rmsd[index]))
+
+
 def nma_modes(cells: list[str]) -> int | None:
     """d of a row naming its system "NMA d = 16" (any column), else None."""
     for cell in cells:
         match = re.fullmatch(r"NMA d = (\d+)", cell)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def segment_count(cells: list[str]) -> int | None:
+    """N of a row naming its system "segments N = 6" (any column), else None."""
+    for cell in cells:
+        match = re.fullmatch(r"segments N = (\d+)", cell)
         if match:
             return int(match.group(1))
     return None
@@ -187,6 +236,7 @@ def nma_hinge_key(cells: list[str]) -> tuple | None:
 
 
 MODE_COUNTS = (0, 1, 16)  # the d of the normal-mode rows of these tables
+SEGMENT_COUNTS = (6,)  # the N of the segments rows
 
 SEED000 = {
     (snr, distribution): seed000_data(snr, distribution, 16000)
@@ -203,7 +253,13 @@ SECTIONS = [
         lambda cells: int(cells[2]),
     ),
     Section(
-        "seed001", SEED000, snr_distribution_key, "rigid baseline", "rigid baseline", nma_modes
+        "seed001",
+        SEED000,
+        snr_distribution_key,
+        "rigid baseline",
+        "rigid baseline",
+        nma_modes,
+        segment_count,
     ),
     Section(
         "snr_sweep",
@@ -215,6 +271,7 @@ SECTIONS = [
         "rigid baseline (Å)",
         "rigid baseline (Å)",
         nma_modes,
+        segment_count,
     ),
     Section(
         "seed002",
@@ -243,6 +300,7 @@ SECTIONS = [
         snr_key,
         "RMSD (Å)",
         None,
+        segments=lambda cells: 6,  # every row: segments N = 6 (the section's set-up)
     ),
     Section(
         "nma_hinge",
@@ -251,7 +309,14 @@ SECTIONS = [
         "rigid",
         "rigid",
     ),
-    Section("units_check", {0: hinge_data(-20.0)}, lambda cells: 0, "rigid", "rigid"),
+    Section(
+        "units_check",
+        {0: hinge_data(-20.0)},
+        lambda cells: 0,
+        "rigid",
+        "rigid",
+        segments=lambda cells: 6,  # every row: segments with its default N = 6
+    ),
 ]
 
 
@@ -267,9 +332,10 @@ def annotate(
     text: str, section: Section, limits: dict, rigids: dict, ceilings: dict | None = None
 ) -> tuple[str, list[str]]:
     """The section's markdown with the limit in every table that has ``section.after`` (and
-    the ceilings, ``ceilings`` (dataset key, d) -> Å, where ``section.modes``); and the
-    messages of rows left at "–" (their data differ from the table's)."""
-    note = NOTE + (" " + CEILING_NOTE if section.modes is not None else "")
+    the ceilings, ``ceilings`` (dataset key, "nma" or "segments", d or N) -> Å, where
+    ``section.has_ceiling``); and the messages of rows left at "–" (their data differ from
+    the table's)."""
+    note = NOTE + (" " + CEILING_NOTE if section.has_ceiling else "")
     # the note a previous run wrote goes (with its blank line) and is written again
     lines = []
     for line in text.split("\n"):
@@ -332,7 +398,7 @@ def checked_cell(key, rigid_text: str | None, limits, rigids, messages, where: s
 
 
 def with_column(header, separator, rows, section, limits, rigids, messages, ceilings) -> list[str]:
-    names = [COLUMN] + ([CEILING] if section.modes is not None else [])
+    names = [COLUMN] + ([CEILING] if section.has_ceiling else [])
     keep = [k for k, name in enumerate(header) if name not in (COLUMN, CEILING)]  # rerun
     header = [header[k] for k in keep]
     aligns = [split_row(separator)[k] for k in keep]
@@ -347,8 +413,9 @@ def with_column(header, separator, rows, section, limits, rigids, messages, ceil
         key = section.row_key(row)
         rigid_text = row[rigid_at] if rigid_at is not None else None
         cells = [checked_cell(key, rigid_text, limits, rigids, messages, section.name)]
-        if section.modes is not None:
-            ceiling = ceilings.get((key, section.modes(row)))
+        if section.has_ceiling:
+            deformation = section.deformation(row)
+            ceiling = None if deformation is None else ceilings.get((key, *deformation))
             known = ceiling is not None and cells[0] != "–"
             cells.append(f"{ceiling:.2f}" if known else "–")
         out.append(join_row(row[:at] + cells + row[at:]))
@@ -385,7 +452,7 @@ def main() -> None:
     path = DOCS / "results.md"
     document = path.read_text()
     computed: dict[int, tuple[dict, float]] = {}  # id of a dataset's maker -> (limit, rigid)
-    computed_ceilings: dict[tuple[int, int], float] = {}
+    computed_ceilings: dict[tuple[int, str, int], float] = {}
     for section in (s for s in SECTIONS if s.name in args.sections):
         limits, rigids = {}, {}
         for key, make in section.datasets.items():
@@ -403,12 +470,19 @@ def main() -> None:
                 )
             limits[key], rigids[key] = computed[id(make)]
         ceilings = {}
-        if section.modes is not None:
-            for key, make in section.datasets.items():
-                for d in MODE_COUNTS:
-                    if (id(make), d) not in computed_ceilings:
-                        computed_ceilings[id(make), d] = mode_ceiling(make(args.workdir), d)
-                    ceilings[key, d] = computed_ceilings[id(make), d]
+        wanted = [("nma", d, mode_ceiling) for d in MODE_COUNTS if section.modes is not None]
+        wanted += [
+            ("segments", n, contiguous_segments_ceiling)
+            for n in SEGMENT_COUNTS
+            if section.segments is not None
+        ]
+        for key, make in section.datasets.items():
+            for kind, count, ceiling in wanted:
+                if (id(make), kind, count) not in computed_ceilings:
+                    value = ceiling(make(args.workdir), count)
+                    computed_ceilings[id(make), kind, count] = value
+                    print(section.name, key, f"ceiling {kind} {count}: {value:.3f}", flush=True)
+                ceilings[key, kind, count] = computed_ceilings[id(make), kind, count]
         start, stop = section_bounds(document, section.name)
         text, messages = annotate(document[start:stop], section, limits, rigids, ceilings)
         document = document[:start] + text + document[stop:]

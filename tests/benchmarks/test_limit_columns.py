@@ -1,9 +1,17 @@
 """The limit column written into docs tables (benchmarks/limit_columns.py)."""
 
+import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from cryomotion.structure.io import read_model
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import dataset_limit  # noqa: E402
 import limit_columns  # noqa: E402
 
 LIMITS = {
@@ -64,20 +72,80 @@ def test_two_column_table_gets_a_row_after_the_rigid_reference():
     assert again.count(limit_columns.ROW) == 1 and messages == []
 
 
-def test_normal_mode_rows_get_their_ceiling_after_the_limit():
+def test_normal_mode_and_segments_rows_get_their_ceiling_after_the_limit():
     table = (
         "| SNR (dB) | system | RMSD | rigid |\n|---:|---|---:|---:|\n"
-        "| -10 | NMA d = 16 | 2.16 | 4.84 |\n| -10 | segments N = 6 | 1.35 | 4.84 |"
+        "| -10 | NMA d = 16 | 2.16 | 4.84 |\n| -10 | segments N = 6 | 1.35 | 4.84 |\n"
+        "| -10 | segments N = 12 | 1.02 | 4.84 |\n| -10 | NMA d = 16 (stopped) | 183.09 | 4.84 |"
     )
     sec = limit_columns.Section(
-        "s", {}, limit_columns.snr_key, "rigid", "rigid", limit_columns.nma_modes
+        "s",
+        {},
+        limit_columns.snr_key,
+        "rigid",
+        "rigid",
+        limit_columns.nma_modes,
+        limit_columns.segment_count,
     )
-    ceilings = {(-10.0, 16): 1.104}
+    ceilings = {(-10.0, "nma", 16): 1.104, (-10.0, "segments", 6): 0.614}
     text, _ = limit_columns.annotate(table, sec, LIMITS, RIGIDS, ceilings)
     lines = text.split("\n")
     assert lines[0] == "| SNR (dB) | system | RMSD | rigid | limit (width) | ceiling |"
     assert lines[2] == "| -10 | NMA d = 16 | 2.16 | 4.84 | 0.00 (0.04) | 1.10 |"
-    assert lines[3] == "| -10 | segments N = 6 | 1.35 | 4.84 | 0.00 (0.04) | – |"
+    assert lines[3] == "| -10 | segments N = 6 | 1.35 | 4.84 | 0.00 (0.04) | 0.61 |"
+    assert lines[4] == "| -10 | segments N = 12 | 1.02 | 4.84 | 0.00 (0.04) | – |"  # not computed
+    assert lines[5] == "| -10 | NMA d = 16 (stopped) | 183.09 | 4.84 | 0.00 (0.04) | – |"
     assert limit_columns.CEILING_NOTE in text
     again, _ = limit_columns.annotate(text, sec, LIMITS, RIGIDS, ceilings)
     assert again == text  # a rerun changes nothing
+
+
+def test_a_segments_only_table_gets_a_ceiling_column_and_the_new_note_replaces_the_old():
+    old_note = limit_columns.NOTE + " *ceiling*: the median Cα-RMSD of the true frames projected."
+    table = (
+        "| SNR (dB) | variant | RMSD (Å) | limit (width) | r |\n|---:|---|---:|---:|---:|\n"
+        "| -10 | β 0 | 1.55 | 0.00 (0.04) | 0.76 |\n| -20 | β 0 | 3.62 | 0.18 (0.47) | 0.28 |"
+        "\n\n" + old_note + "\n\nText after."
+    )
+    sec = limit_columns.Section(
+        "s", {}, limit_columns.snr_key, "RMSD (Å)", None, segments=lambda cells: 6
+    )
+    ceilings = {(-10.0, "segments", 6): 0.614, (-20.0, "segments", 6): 0.7}
+    text, messages = limit_columns.annotate(table, sec, LIMITS, RIGIDS, ceilings)
+    lines = text.split("\n")
+    assert lines[0] == "| SNR (dB) | variant | RMSD (Å) | limit (width) | ceiling | r |"
+    assert lines[2] == "| -10 | β 0 | 1.55 | 0.00 (0.04) | 0.61 | 0.76 |"
+    assert lines[3] == "| -20 | β 0 | 3.62 | 0.18 (0.47) | 0.70 | 0.28 |"
+    assert old_note not in text and text.count(limit_columns.NOTE) == 1
+    assert limit_columns.CEILING_NOTE in text and text.endswith("\n\nText after.")
+    assert messages == []
+    again, _ = limit_columns.annotate(text, sec, LIMITS, RIGIDS, ceilings)
+    assert again == text
+
+
+def test_segment_count_reads_the_rows_system():
+    assert limit_columns.segment_count(["-10", "segments N = 6", "1.35"]) == 6
+    assert limit_columns.segment_count(["-10", "NMA d = 16", "1.35"]) is None
+    assert limit_columns.segment_count(["-10", "segments N = 6 (stopped)"]) is None
+
+
+def test_segments_ceiling_of_a_dataset_whose_frames_move_three_blocks_rigidly(
+    tmp_path, adk_open_path
+):
+    reference = read_model(adk_open_path)
+    shutil.copy(adk_open_path, tmp_path / "reference.pdb")
+    residue = reference.residue_index
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(3):
+        coords = reference.coords.copy()
+        for first, last in ((0, 70), (70, 150), (150, reference.n_residues)):
+            block = (residue >= first) & (residue < last)
+            rotation = Rotation.from_rotvec(rng.normal(size=3) * 0.2).as_matrix()
+            coords[block] = coords[block] @ rotation.T + rng.normal(size=3)
+        frames.append(coords)
+    np.savez(tmp_path / "ground_truth.npz", frame_coords=np.array(frames),
+             frame_index=np.array([0, 0, 1, 2, 2, 2]))  # fmt: skip
+    assert limit_columns.contiguous_segments_ceiling(tmp_path, 3) < 1e-6
+    one = limit_columns.contiguous_segments_ceiling(tmp_path, 1)
+    assert one == pytest.approx(dataset_limit.rigid_baseline(tmp_path), rel=1e-9) and one > 0.5
