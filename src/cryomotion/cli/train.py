@@ -38,7 +38,9 @@ SYSTEM picks the motion model:
 --polish-steps / --polish-candidates polish each particle's latents and pose against its
 own image when the latents are written (models/polish.py; with --resume a finished run
 re-writes its latents); `cryomotion export` and `cryomotion analyze` take the same flags
-to polish a finished run's particles without changing the run.
+to polish a finished run's particles without changing the run. --polish-decoder N also
+refits the decoder to the images after training (EM under each particle's posterior over
+the candidates; the checkpoint keeps the refitted decoder).
 
 --coarse (every system but flex) renders one Gaussian bead of std 2 Å per residue, at its
 Cα, instead of every atom: cryoSPHERE's density model, several times faster to train.
@@ -210,6 +212,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_polish_arguments(model)
     model.add_argument(
+        "--polish-decoder",
+        type=integer(0),
+        metavar="N",
+        help="segments, atomvae: after training, N EM iterations fit the decoder's weights to "
+        "the training particles' images under their posterior over the polish's candidates "
+        "(needs --polish-candidates K --polish-estimate mean; default 0: off)",
+    )
+    model.add_argument(
         "--norm",
         choices=("batch", "group"),
         help="encoder normalisation: batch (default, the seed's; SyncBatchNorm under torchrun "
@@ -339,6 +349,7 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         "model.coarse": args.coarse,
         "model.encoder": args.encoder,
         **polish_overrides(args),
+        "model.polish_decoder_iterations": args.polish_decoder,
         "model.norm": args.norm,
         "model.intensity_scale": args.intensity_scale,
         "training.epochs": args.epochs,

@@ -109,6 +109,12 @@ class ModelConfig:
     # the box (px) the polish compares models with images at: None, the training box; the
     # stacks' own box to use the frequencies a run trained on Fourier crops never saw
     polish_box: int | None = None
+    # the decoder polished to the data after training (Trainer.refine_decoder): EM
+    # iterations, each the posterior over the candidates of every training particle (needs
+    # polish_candidates and polish_estimate "mean"), then an Adam pass on the decoder's
+    # weights at this rate under it (0: off; systems whose deformation has a decoder)
+    polish_decoder_iterations: int = 0
+    polish_decoder_lr: float = 1e-4
     # how much of the learned motion the models keep, x_ref + α (x(z) − x_ref): the α of
     # these with the lowest loss on the held-out particles (train/motion_scale.py); [1.0]:
     # the models as learned
@@ -166,6 +172,8 @@ RESUMABLE = frozenset(
         "model.polish_candidates",
         "model.polish_estimate",
         "model.polish_box",
+        "model.polish_decoder_iterations",
+        "model.polish_decoder_lr",
         "model.motion_scales",
         "model.motion_scale_significance",
     }

@@ -89,6 +89,31 @@ def all_reduce_sum(context: DistributedContext, values: list[float]) -> list[flo
     return tensor.cpu().tolist()
 
 
+def all_reduce_max(context: DistributedContext, value: int) -> int:
+    """The largest ``value`` over all processes."""
+    if not context.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=_reduce_device(context))
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
+def all_reduce_gradients(context: DistributedContext, parameters: list[torch.Tensor]) -> None:
+    """Average the gradients of ``parameters`` over all processes, in place (a missing
+    gradient counts as zero), as DistributedDataParallel does for a module it wraps."""
+    if not context.distributed:
+        return
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+        dist.all_reduce(parameter.grad)
+        parameter.grad /= context.world_size
+
+
+def _reduce_device(context: DistributedContext) -> torch.device:
+    return context.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def broadcast_object(context: DistributedContext, value):
     """Rank 0's ``value`` on every process."""
     if not context.distributed:

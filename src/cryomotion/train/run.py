@@ -124,6 +124,21 @@ def check_config(config: RunConfig) -> None:
             f"polish estimate {config.model.polish_estimate!r}: expected one of "
             + ", ".join(POLISH_ESTIMATES),
         ),
+        (
+            config.model.polish_decoder_iterations >= 0,
+            f"--polish-decoder {config.model.polish_decoder_iterations}: expected >= 0",
+        ),
+        (
+            config.model.polish_decoder_lr > 0,
+            f"polish decoder lr {config.model.polish_decoder_lr}: expected > 0",
+        ),
+        (
+            config.model.polish_decoder_iterations == 0
+            or (config.model.polish_candidates > 0 and config.model.polish_estimate == "mean"),
+            f"--polish-decoder {config.model.polish_decoder_iterations}: expected "
+            "--polish-candidates K (above 0) and --polish-estimate mean (the posterior the "
+            "decoder is fitted under)",
+        ),
         (config.training.epochs >= 0, f"--epochs {config.training.epochs}: expected >= 0"),
         (config.training.batch_size >= 1, f"--batch-size {config.training.batch_size} < 1"),
         (config.training.lr > 0, f"--lr {config.training.lr}: expected > 0"),
@@ -497,6 +512,13 @@ def train_run(
         if error:
             raise InputError(error)
         model = build_model(config, paths, dataset, table.box_size, table.single_pixel_size)
+        if config.model.polish_decoder_iterations and not isinstance(
+            getattr(model.deformation, "decoder", None), torch.nn.Module
+        ):
+            raise InputError(
+                f"--polish-decoder: the {config.system} deformation has no decoder to refine "
+                "(segments and atomvae have one)"
+            )
         train, test = split_particles(len(dataset), config.data.test_fraction, config.training.seed)
         calibrate_intensity(
             model,
@@ -575,6 +597,9 @@ def train_run(
                 )
         else:
             trainer.fit(resume=resume)
+            iterations = config.model.polish_decoder_iterations - trainer.decoder_iterations
+            if iterations > 0 and trainer.epoch >= trainer.epochs:
+                trainer.refine_decoder(train, iterations, config.model.polish_decoder_lr)
         predictions = trainer.predict(np.arange(len(dataset)))
         if context.is_main:
             # a polish's steps fit each particle's latents to its own image, so its held-out
@@ -636,9 +661,14 @@ def polish_run(
     paths = RunPaths(Path(run_dir))
     if not paths.config.is_file():
         raise InputError(f"{run_dir}: no config.yaml (expected a folder written by 'train')")
-    unknown = sorted(key for key in overrides if not key.startswith("model.polish_"))
+    unknown = sorted(
+        key
+        for key in overrides
+        if not key.startswith("model.polish_") or key.startswith("model.polish_decoder")
+    )
     if unknown:
-        raise ValueError(f"polish_run: {', '.join(unknown)} are not polish settings")
+        # the decoder is refined in training (it changes the run's checkpoint), not here
+        raise ValueError(f"polish_run: {', '.join(unknown)} are not per-particle polish settings")
     config = with_overrides(load_config(paths.config), overrides, skip_none=False)
     train_run(config, paths.root, progress=progress, context=context, latents_path=latents_path)
     return Path(latents_path)

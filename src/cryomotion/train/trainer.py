@@ -32,8 +32,10 @@ from cryomotion.models.polish import (
     LatentPrior,
     PolishSettings,
     candidate_energies,
+    candidate_posterior,
     fit_candidate_masses,
     latent_candidates,
+    negative_log_likelihood,
 )
 from cryomotion.models.polish import polish as polish_estimates
 from cryomotion.models.schedule import Phase, phase_at, total_epochs
@@ -46,6 +48,8 @@ from cryomotion.train.checkpoint import (
 from cryomotion.train.config import TrainingConfig
 from cryomotion.train.distributed import (
     DistributedContext,
+    all_reduce_gradients,
+    all_reduce_max,
     all_reduce_sum,
     barrier,
     gather_arrays,
@@ -68,6 +72,8 @@ class TrainingDiverged(InputError):
 
 # The inner steps at inference shrink to this fraction of the pose table's step sizes.
 PREDICT_FINAL_RATE = 0.1
+# candidates per image in refine_decoder's M-step: the posterior's bulk at −10 dB, 4 renders
+DECODER_TOP = 4
 
 
 def _batches(indices: np.ndarray, size: int) -> list[list[int]]:
@@ -123,6 +129,8 @@ class Trainer:
         self.polish_settings = polish_settings or PolishSettings()
         # the same particles at the box the polish compares with (None: the training box)
         self.polish_dataset = polish_dataset
+        # EM iterations ``refine_decoder`` has run on the decoder since the last epoch
+        self.decoder_iterations = 0
         world = self.context.world_size
         if settings.batch_size < world or settings.batch_size % world:
             raise InputError(
@@ -300,6 +308,7 @@ class Trainer:
                 "loss_sum": self.loss_sum,
                 "loss_count": self.loss_count,
                 "elapsed": self.elapsed,
+                "decoder_iterations": self.decoder_iterations,
             },
             **rng_state(),
         )
@@ -319,6 +328,7 @@ class Trainer:
         self.loss_sum = float(progress["loss_sum"])
         self.loss_count = int(progress["loss_count"])
         self.elapsed = float(progress["elapsed"])
+        self.decoder_iterations = int(progress.get("decoder_iterations", 0))
         restore_rng_state(payload)
         if self.context.distributed and self.loss_count:
             # the running sums are rank 0's; keep per-process sums from here on
@@ -473,6 +483,7 @@ class Trainer:
         }
         self.epoch, self.batch = epoch + 1, 0
         self.loss_sum, self.loss_count = 0.0, 0
+        self.decoder_iterations = 0  # a further epoch leaves a decoder that was never refined
         self.save()
         if self.context.is_main:
             if self.metrics is not None:
@@ -647,6 +658,86 @@ class Trainer:
             int((fitted > 0.01).sum()),
         )
         return fitted.to(candidates.device), energies
+
+    def refine_decoder(
+        self, indices: np.ndarray, iterations: int, lr: float, top: int = DECODER_TOP
+    ) -> None:
+        """Polish the decoder to the images of the particles ``indices`` (the training
+        particles: the held-out ones stay unseen) by EM, then save the checkpoint.
+
+        E-step: each particle's posterior over the polish's candidates (``predict``'s
+        population: the k-means centres of the encoder's latents, their masses refitted to
+        the images, compared at the polish box). M-step: one Adam pass at ``lr`` on the
+        decoder's weights, minimising each image's negative log-likelihood averaged over
+        its ``top`` most probable candidates with their posterior weights. Where the
+        encoder's latents are noisy, the decoder trained on them averages the conformations
+        of particles sharing a latent; this fits each candidate's model to the images that
+        are most probably it (−10 dB hinge path: docs/results.md, information_limit).
+        """
+        decoder = getattr(self.module.deformation, "decoder", None)
+        if not isinstance(decoder, torch.nn.Module):
+            raise InputError(
+                "--polish-decoder: this system's deformation has no decoder to refine "
+                "(segments and atomvae have one)"
+            )
+        was_training = self.module.training
+        self.module.eval()
+        mine = np.asarray(indices, dtype=np.int64)[self.context.rank :: self.context.world_size]
+        _, candidates, masses = self.polish_population(mine)
+        likelihood = getattr(self.phase.objective, "real_likelihood", "l2")
+        model = self._polish_model(indices)
+        masses, energies = self._fit_candidate_masses(mine, candidates, masses, likelihood, model)
+        parameters = [p for p in decoder.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(parameters, lr=lr)
+        # every process takes as many optimizer steps (gradients are averaged over them)
+        steps = all_reduce_max(self.context, len(energies))
+        for iteration in range(iterations):
+            total, count = 0.0, 0
+            for number, (batch, other) in enumerate(self._paired_batches(mine)):
+                with torch.no_grad():
+                    output, _, pose = self._prediction_start(batch)
+                target, measured = self._polish_target(model, batch, other, output)
+                posterior = candidate_posterior(energies[number], masses.cpu()).float()
+                weights, chosen = posterior.topk(min(top, posterior.shape[1]), dim=1)
+                weights = (weights / weights.sum(dim=1, keepdim=True)).to(measured.device)
+                chosen = chosen.to(candidates.device)
+                with torch.enable_grad():
+                    loss = measured.new_zeros(())
+                    for j in range(chosen.shape[1]):
+                        rendered, _ = model.decode(
+                            candidates[chosen[:, j]][:, None],
+                            pose,
+                            target.get("ctf"),
+                            target.get("optics_group"),
+                            measured,
+                        )
+                        nll = negative_log_likelihood(rendered[:, 0], measured, likelihood)
+                        loss = loss + (weights[:, j] * nll).sum()
+                    optimizer.zero_grad(set_to_none=True)
+                    (loss / len(measured)).backward()
+                all_reduce_gradients(self.context, parameters)
+                optimizer.step()
+                total += float(loss.detach())
+                count += len(measured)
+            for _ in range(steps - len(energies)):  # a process with fewer batches: no loss
+                optimizer.zero_grad(set_to_none=True)
+                all_reduce_gradients(self.context, parameters)
+                optimizer.step()
+            masses, energies = self._fit_candidate_masses(
+                mine, candidates, masses, likelihood, model
+            )
+            total, count = all_reduce_sum(self.context, [total, count])
+            self.decoder_iterations += 1
+            if self.context.is_main:
+                log.info(
+                    "polish decoder: EM iteration %d/%d, mean weighted energy %.6g over %d images",
+                    iteration + 1,
+                    iterations,
+                    total / max(count, 1),
+                    int(count),
+                )
+        self.module.train(was_training)
+        self.save()
 
     @staticmethod
     def _polish_target(model: MotionModel, batch: dict, other: dict | None, output):
