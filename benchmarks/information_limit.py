@@ -92,13 +92,16 @@ def simulate(snr_db: float, args, folder: Path) -> dict:
 
 
 def set_polish(config, polish: str) -> None:
-    """``config.model``'s polish from ``polish`` = "STEPS:PRIOR[:CANDIDATES[:ESTIMATE]]"
-    ("0": none; PRIOR empirical by default, ESTIMATE map)."""
-    steps, prior, candidates, estimate = (polish.split(":") + ["", "", ""])[:4]
+    """``config.model``'s polish from ``polish`` =
+    "STEPS:PRIOR[:CANDIDATES[:ESTIMATE[:DECODER]]]" ("0": none; PRIOR empirical by default,
+    ESTIMATE map; DECODER the EM iterations of ``--polish-decoder``, 0 by default: they
+    refit the run's decoder once, so every later polish of the run uses the refitted one)."""
+    steps, prior, candidates, estimate, decoder = (polish.split(":") + [""] * 4)[:5]
     config.model.polish_steps = int(steps)
     config.model.polish_prior = prior or "empirical"
     config.model.polish_candidates = int(candidates or 0)
     config.model.polish_estimate = estimate or "map"
+    config.model.polish_decoder_iterations = int(decoder or 0)
 
 
 def train(system: str, data: dict, args, folder: Path, polish: str) -> float:
@@ -481,9 +484,10 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS))
     parser.add_argument(
         "--polish", nargs="*", default=["30:empirical", "30:none"],
-        help="polishes to re-predict with, STEPS:PRIOR[:CANDIDATES[:ESTIMATE]] (prior "
-        "empirical or none; CANDIDATES k-means starts searched first; ESTIMATE map, the "
-        "best of them, or mean, the posterior mean over them)",
+        help="polishes to re-predict with, STEPS:PRIOR[:CANDIDATES[:ESTIMATE[:DECODER]]] "
+        "(prior empirical or none; CANDIDATES k-means starts searched first; ESTIMATE map, "
+        "the best of them, or mean, the posterior mean over them; DECODER EM iterations "
+        "refitting the decoder first, --polish-decoder: give it last, it changes the run)",
     )  # fmt: skip
     parser.add_argument("--polish-latent-step", type=float, default=0.05)
     parser.add_argument(

@@ -72,8 +72,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument(
         "--polish", default="",
-        help="also score each run re-predicted with this polish, STEPS:PRIOR[:K[:ESTIMATE]] "
-        "as information_limit's (e.g. 0:none:64:mean)",
+        help="also score each run re-predicted with this polish, "
+        "STEPS:PRIOR[:K[:ESTIMATE[:DECODER]]] as information_limit's (e.g. 0:none:64:mean)",
     )  # fmt: skip
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
