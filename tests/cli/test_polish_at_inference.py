@@ -97,5 +97,5 @@ def test_an_unfinished_run_is_not_polished(finished, tmp_path):
     with pytest.raises(InputError, match=r"epoch 1 of 3 \(the run has not finished"):
         polish_run(unfinished, {"model.polish_steps": 2}, tmp_path / "latents.npz")
     assert not (tmp_path / "latents.npz").exists()
-    with pytest.raises(ValueError, match="training.epochs are not polish settings"):
+    with pytest.raises(ValueError, match="training.epochs are not per-particle polish settings"):
         polish_run(finished, {"training.epochs": 2}, tmp_path / "latents.npz")

@@ -3,6 +3,7 @@ weights to the training images under each particle's posterior over the candidat
 
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,6 +43,11 @@ def test_the_decoder_alone_is_refitted_once(simulated, tmp_path):
                  "--polish-decoder", "2"]) == 0  # fmt: skip
     again = _state(run)
     assert all(torch.equal(again["model"][k], refitted["model"][k]) for k in refitted["model"])
+    # a polish at inference of the refitted run: other polish settings, the decoder as it is
+    output = tmp_path / "models.npz"
+    assert main(["export", str(run), "-o", str(output), "--all", "--polish-steps", "2",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert np.isfinite(np.load(output)["coords"]).all()
 
 
 def test_a_decoder_polish_needs_a_decoder_and_a_posterior(simulated, tmp_path, capsys):

@@ -669,6 +669,8 @@ def polish_run(
     if unknown:
         # the decoder is refined in training (it changes the run's checkpoint), not here
         raise ValueError(f"polish_run: {', '.join(unknown)} are not per-particle polish settings")
+    # the decoder a run was refitted with is in its checkpoint; here it is used, not refitted
+    overrides = {**overrides, "model.polish_decoder_iterations": 0}
     config = with_overrides(load_config(paths.config), overrides, skip_none=False)
     train_run(config, paths.root, progress=progress, context=context, latents_path=latents_path)
     return Path(latents_path)
