@@ -71,3 +71,16 @@ def test_polish_run_refuses_to_refit_the_decoder(tmp_path):
     (tmp_path / "config.yaml").write_text("")
     with pytest.raises(ValueError, match="not per-particle polish settings"):
         polish_run(tmp_path, {"model.polish_decoder_iterations": 2}, tmp_path / "l.npz")
+
+
+def test_a_run_refining_poses_refits_its_decoder(simulated, tmp_path):
+    """With a pose table, each batch's poses take their inner steps (gradients on) before
+    the decoder's M-step."""
+    run = tmp_path / "refine"
+    assert main([
+        "train", "segments", str(simulated / "particles.star"), str(simulated / "reference.pdb"),
+        "-o", str(run), "--epochs", "1", "--batch-size", "8", "--workers", "0",
+        "--pose-mode", "refine", *SEARCH, "--polish-decoder", "1",
+    ]) == 0  # fmt: skip
+    assert _state(run)["progress"]["decoder_iterations"] == 1
+    assert "EM iteration 1/1" in (run / "train.log").read_text()

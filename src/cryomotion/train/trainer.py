@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from cryomotion.errors import InputError
 from cryomotion.imaging.likelihood import IMAGE_LOSSES
+from cryomotion.imaging.pose import Pose
 from cryomotion.models.motion_model import MotionModel
 from cryomotion.models.objectives import ReconstructionObjective
 from cryomotion.models.polish import (
@@ -694,8 +695,9 @@ class Trainer:
         for iteration in range(iterations):
             total, count = 0.0, 0
             for number, (batch, other) in enumerate(self._paired_batches(mine)):
-                with torch.no_grad():
-                    output, _, pose = self._prediction_start(batch)
+                # (a pose table's inner steps inside need gradients: no no_grad here)
+                output, _, pose = self._prediction_start(batch)
+                pose = Pose(pose.rotations.detach(), pose.shifts.detach())
                 target, measured = self._polish_target(model, batch, other, output)
                 posterior = candidate_posterior(energies[number], masses.cpu()).float()
                 weights, chosen = posterior.topk(min(top, posterior.shape[1]), dim=1)
