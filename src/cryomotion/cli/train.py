@@ -217,8 +217,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="segments, atomvae: after training, N EM iterations fit the decoder's weights to "
         "the training particles' images under their posterior over the polish's candidates "
-        "(needs --polish-candidates K --polish-estimate mean; default 0: off; for sharp "
-        "posteriors: at -30 dB it moved the models away from the truth, docs/results.md)",
+        "(needs --polish-candidates K --polish-estimate mean; default 0: off)",
     )
     model.add_argument(
         "--norm",
