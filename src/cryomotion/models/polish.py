@@ -243,11 +243,11 @@ class Polished(NamedTuple):
     ``loss_after`` (B,) the negative log posterior at the start and at the end;
     ``unfitted`` (B, d) the latents no per-particle fit chose, at the start pose: the
     posterior mean over the candidates (estimate "mean"), else the encoder's
-    (``train.motion_scale`` chooses on them). No gradient step fitted them to the image,
-    but the posterior mean weighs the candidates by the image's own likelihood, a soft
-    choice among K that its held-out loss rewards: at −30 dB with the 64-px polish box it
-    kept models further from the truth than the reference (docs/results.md,
-    information_limit)."""
+    (``train.motion_scale`` chooses on them). No gradient step fitted them to the image;
+    the posterior mean does weigh the candidates by the image's own likelihood, a soft
+    choice among K (docs/results.md, information_limit: at −30 dB with the 64-px box the
+    held-out images preferred models further from the truth than the reference, on this
+    loss and on the candidate mixture's predictive likelihood alike)."""
 
     latents: torch.Tensor
     pose: Pose
