@@ -78,11 +78,5 @@ def requested_polish(args: argparse.Namespace) -> dict[str, object] | None:
         raise InputError(
             f"{flags}: expected --polish-steps N or --polish-candidates K (above 0) to polish with"
         )
-    defaults = {
-        "model.polish_steps": 0,
-        "model.polish_prior": ModelConfig.polish_prior,
-        "model.polish_candidates": 0,
-        "model.polish_estimate": ModelConfig.polish_estimate,
-        "model.polish_box": None,
-    }
+    defaults = {key: getattr(ModelConfig, key.split(".")[1]) for key in polish_overrides(args)}
     return {**defaults, **given}

@@ -82,9 +82,7 @@ def all_reduce_sum(context: DistributedContext, values: list[float]) -> list[flo
     """Element-wise sum of ``values`` over all processes (float64)."""
     if not context.distributed:
         return list(values)
-    tensor = torch.tensor(values, dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        tensor = tensor.to(context.device)
+    tensor = torch.tensor(values, dtype=torch.float64, device=_reduce_device(context))
     dist.all_reduce(tensor)
     return tensor.cpu().tolist()
 
