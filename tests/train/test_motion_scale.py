@@ -144,3 +144,25 @@ def test_motion_is_kept_only_when_it_beats_the_reference_beyond_the_noise(
     )
     assert scale == expected
     assert means[1.0] == pytest.approx(10.0 - gain)
+
+
+def test_motion_the_amortized_estimates_do_not_show_is_not_kept(setting):
+    """With ``detection`` (the encoder's estimates) the motion must show on those first:
+    the particles do move, and the predictions are right, but estimates that show nothing
+    (random signs) leave the reference; estimates that show it keep the predictions' α."""
+    from types import SimpleNamespace
+
+    from cryomotion.train.run import held_out_motion_scale
+
+    amplitudes = setting[3]
+    trainer = trainer_for(setting, amplitudes)
+    config = SimpleNamespace(
+        model=SimpleNamespace(motion_scales=SCALES, motion_scale_significance=2.0)
+    )
+    right = predictions_of(setting, amplitudes)
+    noise = amplitudes * np.random.default_rng(2).choice([-1.0, 1.0], PARTICLES)
+    held_out = np.arange(PARTICLES)
+    assert held_out_motion_scale(trainer, right, held_out, config) == 1.0
+    assert held_out_motion_scale(trainer, right, held_out, config, right) == 1.0
+    blind = predictions_of(setting, noise)
+    assert held_out_motion_scale(trainer, right, held_out, config, blind) == 0.0

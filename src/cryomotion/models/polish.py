@@ -247,7 +247,8 @@ class Polished(NamedTuple):
     the posterior mean does weigh the candidates by the image's own likelihood, a soft
     choice among K (docs/results.md, information_limit: at −30 dB with the 64-px box the
     held-out images preferred models further from the truth than the reference, on this
-    loss and on the candidate mixture's predictive likelihood alike)."""
+    loss and on the candidate mixture's predictive likelihood alike), so whether there is
+    motion at all is decided on the encoder's estimates first (``train.motion_scale``)."""
 
     latents: torch.Tensor
     pose: Pose

@@ -355,17 +355,42 @@ def unfitted_predictions(predictions: dict[str, np.ndarray]) -> dict[str, np.nda
 
 
 def held_out_motion_scale(
-    trainer: Trainer, predictions: dict[str, np.ndarray], test: np.ndarray, config: RunConfig
+    trainer: Trainer,
+    predictions: dict[str, np.ndarray],
+    test: np.ndarray,
+    config: RunConfig,
+    detection: dict[str, np.ndarray] | None = None,
 ) -> float:
     """The motion scale α of ``config.model.motion_scales`` the held-out particles ``test``
     prefer with their ``predictions`` (``train.motion_scale``); 1 when there is no choice to
     make (one value, no held-out particles, or points that are not the reference's
-    atoms)."""
+    atoms). With ``detection`` (the held-out particles' estimates that no image's
+    likelihood weighed: the encoder's or regressor's) the motion must first show on those
+    beyond the noise (α > 0), else the models are the reference (0)."""
     scales = sorted(config.model.motion_scales)
     if scales == [1.0] or len(test) == 0 or not trainer.module.deformation.points_are_atoms:
         return 1.0
+    significance = config.model.motion_scale_significance
+    if detection is not None:
+        detected, losses = choose_motion_scale(trainer, detection, test, scales, significance)
+        log.info(
+            "motion detected on the amortized estimates at α %.2f: the mean held-out loss of "
+            "%d particles at α = %s",
+            detected,
+            len(test),
+            ", ".join(f"{value:g}: {loss:.6g}" for value, loss in losses.items()),
+        )
+        if detected == 0.0:
+            log.warning(
+                "the amortized estimates of the held-out particles show no motion beyond %g "
+                "standard errors of the reference's loss: the models are the reference "
+                "(motion scale 0), whatever the posterior mean over the candidates shows "
+                "(it weighs each image's own likelihood; train.motion_scale)",
+                significance,
+            )
+            return 0.0
     scale, losses = choose_motion_scale(
-        trainer, predictions, test, scales, config.model.motion_scale_significance
+        trainer, predictions, test, scales, significance
     )
     log.info(
         "motion scale %.2f: the mean held-out loss of %d particles at α = %s",
@@ -379,7 +404,7 @@ def held_out_motion_scale(
             "the learned motion (α = %g) lowers the held-out loss by less than %g standard "
             "errors of the reference's: the models are the reference (motion scale 0)",
             best,
-            config.model.motion_scale_significance,
+            significance,
         )
     elif scale < 1.0:
         log.warning(
@@ -601,6 +626,11 @@ def train_run(
             if iterations > 0 and trainer.epoch >= trainer.epochs:
                 trainer.refine_decoder(train, iterations, config.model.polish_decoder_lr)
         predictions = trainer.predict(np.arange(len(dataset)))
+        # the posterior mean over the candidates weighs each image's own likelihood: the
+        # held-out particles' estimates that nothing weighed must show the motion first
+        detection = None
+        if config.model.polish_candidates and config.model.polish_estimate == "mean":
+            detection = trainer.predict(held_out, polish=False)
         if context.is_main:
             # a polish's steps fit each particle's latents to its own image, so its held-out
             # models are held out no more: the motion scale is chosen on the estimates no
@@ -609,7 +639,7 @@ def train_run(
             amortized = unfitted_predictions(predictions)
             if system.alignment is not None:  # the aligned particles keep their alignment
                 predictions = model.inference.final_predictions(predictions)
-            motion_scale = held_out_motion_scale(trainer, amortized, held_out, config)
+            motion_scale = held_out_motion_scale(trainer, amortized, held_out, config, detection)
             written = Path(latents_path) if predict_only else paths.latents
             write_latents(written, predictions, len(dataset), test, motion_scale)
             log.info("wrote %s", written)
