@@ -70,6 +70,7 @@ from seed001_adk import evaluate as evaluate_run
 from snr_sweep import configure, renormalise
 
 SYSTEMS = ("nma", "segments")
+SECTION = "information_limit"  # the main table's section of docs/results.md
 
 
 def simulate(snr_db: float, args, folder: Path) -> dict:
@@ -310,8 +311,15 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 def markdown(results: dict, args, wall: float) -> str:
     load = os.getloadavg()
+    title = "Against the information limit on a non-linear path"
+    heading = f"## {title} (`benchmarks/information_limit.py`)"
+    if args.section != SECTION:
+        flags = [f"--systems {' '.join(args.systems)}", f"--segments {args.segments}"]
+        flags += [f"--epochs {args.epochs}", *(f"--set {value}" for value in args.set)]
+        flags += [f"--polish {' '.join(args.polish)}"]
+        heading = f"### `information_limit.py {' '.join(flags)}`"
     lines = [
-        "## Against the information limit on a non-linear path (`benchmarks/information_limit.py`)",
+        heading,
         "",
         f"Run {datetime.datetime.now():%Y-%m-%d %H:%M}, torch {torch.__version__}, 1 CPU thread "
         f"on a shared machine (load average {load[1]:.1f}; times are indicative only); "
@@ -498,6 +506,11 @@ def main() -> None:
     parser.add_argument("--limit-particles", type=int, default=300)
     parser.add_argument("--no-write", action="store_true", help="print, do not touch docs/")
     parser.add_argument(
+        "--section", default=SECTION,
+        help="the section of docs/results.md to write (another name: a table of its own, "
+        "e.g. for one configuration's settings, beside the main one)",
+    )  # fmt: skip
+    parser.add_argument(
         "--from-log", type=Path, help="rebuild the table from a stopped run's printed output"
     )
     parser.add_argument(
@@ -516,7 +529,7 @@ def main() -> None:
     (args.workdir / "results.json").write_text(json.dumps(
         {str(k): v for k, v in results.items()}, default=float, indent=1))  # fmt: skip
     if not args.no_write:
-        print("wrote", write_section("information_limit", text, "results.md"))
+        print("wrote", write_section(args.section, text, "results.md"))
 
 
 if __name__ == "__main__":

@@ -389,9 +389,7 @@ def held_out_motion_scale(
                 significance,
             )
             return 0.0
-    scale, losses = choose_motion_scale(
-        trainer, predictions, test, scales, significance
-    )
+    scale, losses = choose_motion_scale(trainer, predictions, test, scales, significance)
     log.info(
         "motion scale %.2f: the mean held-out loss of %d particles at α = %s",
         scale,
