@@ -374,8 +374,8 @@ def held_out_motion_scale(
     if detection is not None:
         detected, losses = choose_motion_scale(trainer, detection, test, scales, significance)
         log.info(
-            "motion detected on the amortized estimates at α %.2f: the mean held-out loss of "
-            "%d particles at α = %s",
+            "motion on the amortized estimates (no image's likelihood weighed them): α %.2f; "
+            "the mean held-out loss of %d particles at α = %s",
             detected,
             len(test),
             ", ".join(f"{value:g}: {loss:.6g}" for value, loss in losses.items()),
