@@ -33,6 +33,8 @@ def test_a_finished_run_is_polished_on_resume(simulated, tmp_path):
     mean = np.load(run / "latents.npz")["latents"]
     assert mean.shape == before.shape and not np.allclose(mean, before)
     assert np.all(mean >= before.min(0) - 1e-4) and np.all(mean <= before.max(0) + 1e-4)
+    # whether there is motion is judged first on the held-out particles' encoder estimates
+    assert "motion on the amortized estimates" in (run / "train.log").read_text()
 
 
 def test_a_run_trained_on_crops_is_polished_at_the_stacks_box(simulated, tmp_path, capsys):

@@ -627,7 +627,8 @@ def train_run(
         # the posterior mean over the candidates weighs each image's own likelihood: the
         # held-out particles' estimates that nothing weighed must show the motion first
         detection = None
-        if config.model.polish_candidates and config.model.polish_estimate == "mean":
+        weighs_images = config.model.polish_candidates and config.model.polish_estimate == "mean"
+        if weighs_images and len(held_out):
             detection = trainer.predict(held_out, polish=False)
         if context.is_main:
             # a polish's steps fit each particle's latents to its own image, so its held-out
