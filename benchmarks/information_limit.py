@@ -311,6 +311,8 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 def markdown(results: dict, args, wall: float) -> str:
     load = os.getloadavg()
+    given = "data.use_file_shifts=true" in args.set
+    shifts = "the particles' shifts from the file" if given else "shifts from scratch"
     title = "Against the information limit on a non-linear path"
     heading = f"## {title} (`benchmarks/information_limit.py`)"
     if args.section != SECTION:
@@ -336,7 +338,7 @@ def markdown(results: dict, args, wall: float) -> str:
         "uniform poses, defocus 1 ± 0.3 µm, 2 Å shifts, white noise, the images divided by "
         f"the noise σ (unit noise variance). Training: {args.training_box}-px Fourier crops, "
         f"batch {args.batch_size}, Adam {args.lr:g}, {args.epochs} epochs, encoder width "
-        f"{args.width:g}, shifts from scratch; nma d = {args.nma_dim}, segments N = "
+        f"{args.width:g}, {shifts}; nma d = {args.nma_dim}, segments N = "
         f"{args.segments}"
         + (f" (with `--set {' '.join(args.set)}`)" if args.set else "")
         + ". Polish STEPS:PRIOR: Adam steps per particle on its latents and "
