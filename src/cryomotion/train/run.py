@@ -59,7 +59,7 @@ from cryomotion.train.run_dir import (
 )
 from cryomotion.train.sanity import check_reference_in_box
 from cryomotion.train.split import split_particles
-from cryomotion.train.trainer import Trainer
+from cryomotion.train.trainer import Trainer, refinable_decoder
 
 log = logging.getLogger("cryomotion")
 
@@ -535,13 +535,8 @@ def train_run(
         if error:
             raise InputError(error)
         model = build_model(config, paths, dataset, table.box_size, table.single_pixel_size)
-        if config.model.polish_decoder_iterations and not isinstance(
-            getattr(model.deformation, "decoder", None), torch.nn.Module
-        ):
-            raise InputError(
-                f"--polish-decoder: the {config.system} deformation has no decoder to refine "
-                "(segments and atomvae have one)"
-            )
+        if config.model.polish_decoder_iterations:
+            refinable_decoder(model.deformation, f"the {config.system}")  # before training
         train, test = split_particles(len(dataset), config.data.test_fraction, config.training.seed)
         calibrate_intensity(
             model,

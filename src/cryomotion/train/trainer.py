@@ -77,6 +77,20 @@ PREDICT_FINAL_RATE = 0.1
 DECODER_TOP = 4
 
 
+def refinable_decoder(
+    deformation: torch.nn.Module, owner: str = "this system's"
+) -> torch.nn.Module:
+    """The decoder ``Trainer.refine_decoder`` refits (segments, atomvae); an InputError for a
+    deformation that has none (``owner`` names it in the message, e.g. "the nma")."""
+    decoder = getattr(deformation, "decoder", None)
+    if not isinstance(decoder, torch.nn.Module):
+        raise InputError(
+            f"--polish-decoder: {owner} deformation has no decoder to refine "
+            "(segments and atomvae have one)"
+        )
+    return decoder
+
+
 def _batches(indices: np.ndarray, size: int) -> list[list[int]]:
     return [indices[i : i + size].tolist() for i in range(0, len(indices), size)]
 
@@ -675,12 +689,7 @@ class Trainer:
         of particles sharing a latent; this fits each candidate's model to the images that
         are most probably it (−10 dB hinge path: docs/results.md, information_limit).
         """
-        decoder = getattr(self.module.deformation, "decoder", None)
-        if not isinstance(decoder, torch.nn.Module):
-            raise InputError(
-                "--polish-decoder: this system's deformation has no decoder to refine "
-                "(segments and atomvae have one)"
-            )
+        decoder = refinable_decoder(self.module.deformation)
         was_training = self.module.training
         self.module.eval()
         mine = np.asarray(indices, dtype=np.int64)[self.context.rank :: self.context.world_size]
