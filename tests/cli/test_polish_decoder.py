@@ -1,5 +1,6 @@
 """`cryomotion train --polish-decoder N`: after training, EM iterations fit the decoder's
-weights to the training images under each particle's posterior over the candidates."""
+weights (and segments' segmentation) to the training images under each particle's
+posterior over the candidates."""
 
 import re
 
@@ -17,7 +18,7 @@ def _state(run):
     return load_checkpoint(run / "checkpoints" / "last.pt")
 
 
-def test_the_decoder_alone_is_refitted_once(simulated, tmp_path):
+def test_the_decoder_and_segmentation_alone_are_refitted_once(simulated, tmp_path):
     run = tmp_path / "segments"
     assert main([
         "train", "segments", str(simulated / "particles.star"), str(simulated / "reference.pdb"),
@@ -34,7 +35,12 @@ def test_the_decoder_alone_is_refitted_once(simulated, tmp_path):
         for name, value in refitted["model"].items()
         if not torch.equal(value, trained["model"][name])
     }
-    assert changed and all(name.startswith("deformation.decoder.") for name in changed)
+    # the decoder's weights and the segmentation's posterior means (eval mode: no draw,
+    # so the widths β get no gradient); the encoder, poses and intensity stay as trained
+    segmentation = {f"deformation.{name}_nu" for name in ("mean", "width", "weight")}
+    assert any(name.startswith("deformation.decoder.") for name in changed)
+    assert changed & segmentation
+    assert all(name.startswith("deformation.decoder.") or name in segmentation for name in changed)
     log = (run / "train.log").read_text()
     energies = [float(v) for v in re.findall(r"EM iteration \d/2, mean weighted energy (\S+)", log)]
     assert len(energies) == 2 and all(map(torch.isfinite, torch.tensor(energies)))

@@ -230,3 +230,32 @@ def test_a_checkpoint_from_before_phases_reads_as_phase_0(tiny_problem, tmp_path
     torch.save(payload, checkpoint)
     resumed = run(tiny_problem, tmp_path / "a", seed=5, resume=True, epochs=2)
     assert resumed.epoch == 2 and resumed.phase_index == 0
+
+
+def test_a_decoder_refit_moves_each_group_at_its_training_rate_scaled_alike():
+    """segments: the decoder at the refit's rate, the segmentation at its own (faster)
+    training rate times the same factor; a fixed basis has nothing to refit."""
+    from cryomotion.deform.normal_modes import NormalModeDeformation
+    from cryomotion.deform.segments import SegmentDeformation
+    from cryomotion.train.trainer import refit_groups
+
+    rng = np.random.default_rng(0)
+    centers = np.cumsum(rng.normal(0, 2, (12, 3)), axis=0)
+    segments = SegmentDeformation(
+        reference=centers,
+        residue_index=np.arange(12),
+        residue_chain=np.array(["A"] * 12),
+        residue_centers=centers,
+        latent_dim=2,
+        n_segments=3,
+        segmentation_lr=0.01,
+    )
+    groups = {group["name"]: group for group in refit_groups(segments, 1e-4, 3e-4)}
+    assert set(groups) == {"decoder", "segmentation"}
+    assert groups["decoder"]["lr"] == pytest.approx(1e-4)
+    assert groups["segmentation"]["lr"] == pytest.approx(0.01 / 3)
+    assert {id(p) for p in groups["decoder"]["params"]} == {
+        id(p) for p in segments.decoder.parameters()
+    }
+    modes = NormalModeDeformation(centers, rng.normal(size=(2, 12, 3)))
+    assert refit_groups(modes, 1e-4, 3e-4) == []

@@ -39,8 +39,8 @@ SYSTEM picks the motion model:
 own image when the latents are written (models/polish.py; with --resume a finished run
 re-writes its latents); `cryomotion export` and `cryomotion analyze` take the same flags
 to polish a finished run's particles without changing the run. --polish-decoder N also
-refits the decoder to the images after training (EM under each particle's posterior over
-the candidates; the checkpoint keeps the refitted decoder).
+refits the decoder (and segments' segmentation) to the images after training (EM under
+each particle's posterior over the candidates; the checkpoint keeps the refitted decoder).
 
 --coarse (every system but flex) renders one Gaussian bead of std 2 Å per residue, at its
 Cα, instead of every atom: cryoSPHERE's density model, several times faster to train.
@@ -215,8 +215,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--polish-decoder",
         type=integer(0),
         metavar="N",
-        help="segments, atomvae: after training, N EM iterations fit the decoder's weights to "
-        "the training particles' images under their posterior over the polish's candidates "
+        help="segments, atomvae: after training, N EM iterations fit the decoder's weights "
+        "(and segments' segmentation) to the training particles' images under their "
+        "posterior over the polish's candidates "
         "(needs --polish-candidates K --polish-estimate mean; default 0: off)",
     )
     model.add_argument(

@@ -112,7 +112,8 @@ class ModelConfig:
     # the decoder polished to the data after training (Trainer.refine_decoder): EM
     # iterations, each the posterior over the candidates of every training particle (needs
     # polish_candidates and polish_estimate "mean"), then an Adam pass on the decoder's
-    # weights at this rate under it (0: off; systems whose deformation has a decoder)
+    # weights at this rate under it, and on segments' segmentation at its rate scaled alike
+    # (0: off; systems whose deformation has a decoder)
     polish_decoder_iterations: int = 0
     polish_decoder_lr: float = 1e-4
     # how much of the learned motion the models keep, x_ref + α (x(z) − x_ref): the α of

@@ -91,6 +91,20 @@ def refinable_decoder(
     return decoder
 
 
+def refit_groups(deformation: torch.nn.Module, lr: float, training_lr: float) -> list[dict]:
+    """The optimizer groups ``Trainer.refine_decoder`` refits: every learned group of
+    ``deformation`` (segments: the decoder and the segmentation; atomvae: the decoder), each
+    at its training rate times ``lr`` / ``training_lr``, so a group that trained faster
+    (segments' ``segmentation_lr``) is refitted faster too."""
+    groups = []
+    for group in deformation.parameter_groups(training_lr):
+        parameters = [p for p in group["params"] if p.requires_grad]
+        if parameters:
+            rate = group.get("lr", training_lr) * lr / training_lr
+            groups.append({**group, "params": parameters, "lr": rate})
+    return groups
+
+
 def _batches(indices: np.ndarray, size: int) -> list[list[int]]:
     return [indices[i : i + size].tolist() for i in range(0, len(indices), size)]
 
@@ -682,14 +696,15 @@ class Trainer:
 
         E-step: each particle's posterior over the polish's candidates (``predict``'s
         population: the k-means centres of the encoder's latents, their masses refitted to
-        the images, compared at the polish box). M-step: one Adam pass at ``lr`` on the
-        decoder's weights, minimising each image's negative log-likelihood averaged over
-        its ``top`` most probable candidates with their posterior weights. Where the
+        the images, compared at the polish box). M-step: one Adam pass on the decoder's
+        weights at ``lr`` and, for segments, on the segmentation at its own rate scaled
+        alike (``refit_groups``), minimising each image's negative log-likelihood averaged
+        over its ``top`` most probable candidates with their posterior weights. Where the
         encoder's latents are noisy, the decoder trained on them averages the conformations
         of particles sharing a latent; this fits each candidate's model to the images that
         are most probably it (−10 dB hinge path: docs/results.md, information_limit).
         """
-        decoder = refinable_decoder(self.module.deformation)
+        refinable_decoder(self.module.deformation)
         was_training = self.module.training
         self.module.eval()
         mine = np.asarray(indices, dtype=np.int64)[self.context.rank :: self.context.world_size]
@@ -697,8 +712,9 @@ class Trainer:
         likelihood = getattr(self.phase.objective, "real_likelihood", "l2")
         model = self._polish_model(indices)
         masses, energies = self._fit_candidate_masses(mine, candidates, masses, likelihood, model)
-        parameters = [p for p in decoder.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(parameters, lr=lr)
+        groups = refit_groups(self.module.deformation, lr, self.settings.lr)
+        parameters = [p for group in groups for p in group["params"]]
+        optimizer = torch.optim.Adam(groups, lr=lr)
         # every process takes as many optimizer steps (gradients are averaged over them)
         steps = all_reduce_max(self.context, len(energies))
         for iteration in range(iterations):
