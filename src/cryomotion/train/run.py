@@ -59,7 +59,7 @@ from cryomotion.train.run_dir import (
 )
 from cryomotion.train.sanity import check_reference_in_box
 from cryomotion.train.split import split_particles
-from cryomotion.train.trainer import Trainer, refinable_decoder
+from cryomotion.train.trainer import Trainer, check_refinable
 
 log = logging.getLogger("cryomotion")
 
@@ -536,7 +536,7 @@ def train_run(
             raise InputError(error)
         model = build_model(config, paths, dataset, table.box_size, table.single_pixel_size)
         if config.model.polish_decoder_iterations:
-            refinable_decoder(model.deformation, f"the {config.system}")  # before training
+            check_refinable(model.deformation, f"the {config.system}")  # before training
         train, test = split_particles(len(dataset), config.data.test_fraction, config.training.seed)
         calibrate_intensity(
             model,

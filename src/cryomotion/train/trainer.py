@@ -77,18 +77,14 @@ PREDICT_FINAL_RATE = 0.1
 DECODER_TOP = 4
 
 
-def refinable_decoder(
-    deformation: torch.nn.Module, owner: str = "this system's"
-) -> torch.nn.Module:
-    """The decoder ``Trainer.refine_decoder`` refits (segments, atomvae); an InputError for a
-    deformation that has none (``owner`` names it in the message, e.g. "the nma")."""
-    decoder = getattr(deformation, "decoder", None)
-    if not isinstance(decoder, torch.nn.Module):
+def check_refinable(deformation: torch.nn.Module, owner: str = "this system's") -> None:
+    """An InputError unless ``deformation`` has a decoder for ``Trainer.refine_decoder`` to
+    refit (segments, atomvae; ``owner`` names it in the message, e.g. "the nma")."""
+    if not isinstance(getattr(deformation, "decoder", None), torch.nn.Module):
         raise InputError(
             f"--polish-decoder: {owner} deformation has no decoder to refine "
             "(segments and atomvae have one)"
         )
-    return decoder
 
 
 def refit_groups(deformation: torch.nn.Module, lr: float, training_lr: float) -> list[dict]:
@@ -704,7 +700,7 @@ class Trainer:
         of particles sharing a latent; this fits each candidate's model to the images that
         are most probably it (−10 dB hinge path: docs/results.md, information_limit).
         """
-        refinable_decoder(self.module.deformation)
+        check_refinable(self.module.deformation)
         was_training = self.module.training
         self.module.eval()
         mine = np.asarray(indices, dtype=np.int64)[self.context.rank :: self.context.world_size]
